@@ -1,0 +1,283 @@
+"""Typed run configuration: YAML load, dotted ``--set`` overrides, validation.
+
+Every field is validated before any work starts. A bad key, type or value raises
+:class:`ConfigError` whose message names the dotted field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Level = Literal["graph", "node", "edge"]
+TaskKind = Literal["regression", "binary", "multiclass", "ordinal"]
+LossName = Literal["mse", "mae", "bce", "ce", "hybrid_ranked"]
+MetricName = Literal["mae", "rmse", "pearson", "r2", "auroc", "average_precision", "accuracy"]
+
+DEFAULT_LOSS: dict[str, str] = {
+    "regression": "mse",
+    "binary": "bce",
+    "multiclass": "ce",
+    "ordinal": "hybrid_ranked",
+}
+DEFAULT_METRICS: dict[str, list[str]] = {
+    "regression": ["mae", "pearson", "r2"],
+    "binary": ["auroc", "average_precision"],
+    "multiclass": ["auroc", "accuracy"],
+    "ordinal": ["auroc", "accuracy"],
+}
+ALLOWED_LOSSES: dict[str, set[str]] = {
+    "regression": {"mse", "mae"},
+    "binary": {"bce"},
+    "multiclass": {"ce"},
+    "ordinal": {"ce", "hybrid_ranked"},
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the offending field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TaskGroupConfig(_Strict):
+    """A group of label columns of one dataset that share level, kind, loss and metrics."""
+
+    columns: list[str] = Field(min_length=1, description="names or wildcards like 'assayID-*'")
+    level: Level = "graph"
+    kind: TaskKind = "regression"
+    loss: LossName | None = None
+    metrics: list[MetricName] | None = None
+    normalize: bool | None = None  # default: True for regression
+    num_classes: int = Field(default=2, ge=2)  # multiclass / ordinal only
+    hybrid_alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    weight: float = Field(default=1.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> TaskGroupConfig:
+        if self.loss is None:
+            object.__setattr__(self, "loss", DEFAULT_LOSS[self.kind])
+        if self.loss not in ALLOWED_LOSSES[self.kind]:
+            raise ValueError(
+                f"loss '{self.loss}' does not fit kind '{self.kind}'; "
+                f"allowed: {sorted(ALLOWED_LOSSES[self.kind])}"
+            )
+        if self.metrics is None:
+            object.__setattr__(self, "metrics", list(DEFAULT_METRICS[self.kind]))
+        if self.normalize is None:
+            object.__setattr__(self, "normalize", self.kind == "regression")
+        if self.normalize and self.kind != "regression":
+            raise ValueError("normalize: only regression labels can be normalized")
+        return self
+
+
+class DatasetConfig(_Strict):
+    """One source dataset: files, SMILES column and label groups."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
+    path: str | list[str] = Field(description="file, glob, list of shards; local or fsspec URL")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    smiles_column: str = "smiles"
+    tasks: list[TaskGroupConfig] = Field(min_length=1)
+    split_file: str | None = None  # Graphium format: columns train,val,test of row indices
+    atom_mapped: bool = False  # SMILES carry atom-map numbers that define the atom order
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path] if isinstance(self.path, str) else list(self.path)
+
+
+class SplitConfig(_Strict):
+    kind: Literal["random"] = "random"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+
+    @field_validator("fractions")
+    @classmethod
+    def _sum_to_one(cls, v: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train/val/test fractions must be >= 0 and sum to 1, got {list(v)}")
+        return v
+
+
+class PositionalEncodingConfig(_Strict):
+    laplacian_k: int = Field(default=0, ge=0, le=64)
+    random_walk_k: int = Field(default=0, ge=0, le=64)
+
+
+class FeaturizerConfig(_Strict):
+    atom_onehot: list[Literal["atomic-number", "group", "period", "total-valence", "hybridization", "chirality"]] = [
+        "atomic-number",
+        "group",
+        "period",
+        "total-valence",
+    ]
+    atom_float: list[Literal["degree", "formal-charge", "radical-electron", "aromatic", "in-ring", "mass"]] = [
+        "degree",
+        "formal-charge",
+        "radical-electron",
+        "aromatic",
+        "in-ring",
+    ]
+    bond: list[Literal["bond-type-onehot", "stereo", "in-ring", "conjugated"]] = [
+        "bond-type-onehot",
+        "stereo",
+        "in-ring",
+    ]
+    explicit_hydrogens: bool = False
+    positional_encodings: PositionalEncodingConfig = PositionalEncodingConfig()
+
+
+class DataConfig(_Strict):
+    datasets: list[DatasetConfig] = Field(min_length=1)
+    cache_dir: str = ".graphium_ray_cache"
+    num_shards: int = Field(default=4, ge=1, le=100_000)
+    split: SplitConfig = SplitConfig()
+    featurizer: FeaturizerConfig = FeaturizerConfig()
+    featurize_concurrency: int | None = Field(default=None, ge=1)
+    batch_rows: int = Field(default=512, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> DataConfig:
+        names = [d.name for d in self.datasets]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"dataset names must be unique, repeated: {sorted(dup)}")
+        return self
+
+
+class ModelConfig(_Strict):
+    layer: Literal["gcn", "gin", "gine", "gated_gcn", "mpnn", "gps"] = "gine"
+    hidden_dim: int = Field(default=64, ge=1)
+    num_layers: int = Field(default=4, ge=1)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    norm: Literal["batch", "layer", "none"] = "layer"
+    residual: bool = True
+    virtual_node: bool = False
+    pooling: list[Literal["sum", "mean", "max"]] = ["sum", "mean"]
+    head_hidden_dim: int = Field(default=64, ge=1)
+    head_layers: int = Field(default=2, ge=1)
+    attention_heads: int = Field(default=4, ge=1)
+    pe_dim: int = Field(default=16, ge=1)
+    pe_combine: Literal["add", "concat"] = "add"
+    parametrization: Literal["sp", "mup"] = "sp"
+    base_hidden_dim: int = Field(default=64, ge=1)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=0.0, ge=0.0)
+    num_workers: int = Field(default=2, ge=1)
+    cpus_per_worker: float | None = Field(default=None, gt=0.0)
+    accelerator: Literal["cpu", "gpu", "ipu"] = "cpu"
+    max_failures: int = Field(default=0, ge=-1)
+    seed: int = 0
+    grad_clip: float | None = Field(default=5.0, gt=0.0)
+
+
+class LoggingConfig(_Strict):
+    wandb: bool = False
+    project: str = "graphium-ray"
+
+
+class RunConfig(_Strict):
+    """The whole run: data, model, training, logging."""
+
+    name: str = "run"
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        ctx = e.get("ctx") or {}
+        if "expected" in ctx:
+            msg = f"{msg} (allowed: {ctx['expected']})"
+        lines.append(f"  {where}: {msg}; got {e.get('input')!r}")
+    return "\n".join(lines)
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value``; the value is read as YAML (so ``3``, ``true``, ``[1,2]`` work)."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' must look like dotted.key=value")
+    key, raw = item.split("=", 1)
+    if not key:
+        raise ConfigError(f"override '{item}' has an empty key")
+    return key.split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with each dotted override set; list items are addressed by index."""
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        keys, value = parse_override(item)
+        node: Any = out
+        for i, k in enumerate(keys[:-1]):
+            node = _descend(node, k, ".".join(keys[: i + 1]))
+        last = keys[-1]
+        if isinstance(node, list):
+            node[_list_index(node, last, item)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            raise ConfigError(f"override '{item}': '{'.'.join(keys[:-1])}' is not a mapping")
+    return out
+
+
+def _descend(node: Any, key: str, where: str) -> Any:
+    if isinstance(node, list):
+        return node[_list_index(node, key, where)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override: '{where}' is not a mapping")
+    return node.setdefault(key, {})
+
+
+def _list_index(node: list, key: str, where: str) -> int:
+    if not key.isdigit() or int(key) >= len(node):
+        raise ConfigError(f"override '{where}': '{key}' is not an index of a list of {len(node)}")
+    return int(key)
+
+
+def validate(raw: dict[str, Any], source: str = "<dict>") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_raw(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config {path} must be a mapping at the top level")
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    raw = apply_overrides(load_raw(path), overrides or [])
+    return validate(raw, str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,109 @@
+"""Datasets that need no network: QM9 from the ``qm9pack`` package and RDKit-computed labels.
+
+* :func:`build_quickstart` writes the quickstart mix: QM9 DFT properties (energies in Hartree,
+  dipole in Debye, polarizability in bohr³) for one subset of QM9, and RDKit descriptors for a
+  partly overlapping subset, so the merged mix has sparse labels across datasets.
+* :func:`reference_table` is the test fixture: well-known molecules with RDKit-computed labels.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from rdkit import Chem
+from rdkit.Chem import Crippen, Descriptors, rdMolDescriptors
+
+QM9_PROPERTIES = {  # qm9pack column -> our column name
+    "HOMO_au": "homo",
+    "LUMO_au": "lumo",
+    "HOMO_LUMO_gap_au": "gap",
+    "Dipole_debye": "mu",
+    "Polarizability_bohr3": "alpha",
+}
+
+REFERENCE_SMILES = [
+    "C", "CC", "CCO", "O", "N", "C#N", "CC(=O)O", "c1ccccc1", "c1ccncc1", "c1ccc2ccccc2c1",
+    "CC(=O)Oc1ccccc1C(=O)O",  # aspirin
+    "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O",  # (S)-ibuprofen
+    "CN1C=NC2=C1C(=O)N(C(=O)N2C)C",  # caffeine
+    "CC(=O)Nc1ccc(O)cc1",  # paracetamol
+    "OC[C@H]1OC(O)[C@H](O)[C@@H](O)[C@@H]1O",  # glucose
+    "C/C=C/C", "C/C=C\\C", "F/C=C/F",
+    "[NH4+]", "[O-]C(=O)C", "[Na+].[Cl-]", "CC[N+](C)(C)C", "[O-][N+](=O)c1ccccc1",
+    "OC(=O)C(F)(F)F", "ClC(Cl)(Cl)Cl", "BrCCBr", "ICI", "S=C=S", "O=S(=O)(O)O", "P(=O)(O)(O)O",
+    "c1ccsc1", "c1cc[nH]c1", "C1CC1", "C1CCCCC1", "C1=CC=CC=C1C=O", "N[C@@H](C)C(=O)O",
+    "CN1CCC[C@H]1c1cccnc1",  # nicotine
+    "CC(C)NCC(O)COc1cccc2ccccc12",  # propranolol
+    "O=C(O)c1ccccc1O",  # salicylic acid
+    "CCN(CC)CC", "C[Si](C)(C)C", "B(O)(O)O", "[He]",
+]  # fmt: skip
+
+
+def qm9pack_files() -> list[Path]:
+    spec = importlib.util.find_spec("qm9pack")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the 'qm9pack' package is not installed: pip install qm9pack")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return [data / f"qm9_part{i}.csv" for i in (1, 2, 3)]
+
+
+def iter_qm9(columns: list[str]) -> Iterator[pa.RecordBatch]:
+    """Stream all 130,831 QM9 rows (in qm9pack's order) over ``columns``."""
+    for path in qm9pack_files():
+        options = pacsv.ConvertOptions(include_columns=columns)
+        yield from pacsv.open_csv(path, convert_options=options)
+
+
+def qm9_sample(n: int, columns: list[str], offset: int = 0, total: int = 130_831) -> pa.Table:
+    """Every ``total // n``-th QM9 row starting at ``offset``: a deterministic spread-out sample."""
+    stride = max(1, total // n)
+    picked, row = [], 0
+    for batch in iter_qm9(columns):
+        idx = np.arange(row, row + batch.num_rows)
+        keep = np.flatnonzero((idx - offset) % stride == 0) if offset < row + batch.num_rows else []
+        if len(keep):
+            picked.append(batch.take(pa.array(keep)))
+        row += batch.num_rows
+    return pa.Table.from_batches(picked).slice(0, n)
+
+
+def descriptor_labels(smiles: list[str]) -> dict[str, list]:
+    """RDKit descriptors: Crippen logP, TPSA (Å²), molecular weight (Da); binary: has a ring."""
+    out: dict[str, list] = {"smiles": [], "logp": [], "tpsa": [], "mol_wt": [], "has_ring": []}
+    for smi in smiles:
+        mol = Chem.MolFromSmiles(smi)
+        if mol is None:
+            continue
+        out["smiles"].append(smi)
+        out["logp"].append(Crippen.MolLogP(mol))
+        out["tpsa"].append(rdMolDescriptors.CalcTPSA(mol))
+        out["mol_wt"].append(Descriptors.MolWt(mol))
+        out["has_ring"].append(float(mol.GetRingInfo().NumRings() > 0))
+    return out
+
+
+def build_quickstart(out_dir: str | Path, n_molecules: int = 3000) -> dict[str, Path]:
+    """Write ``qm9_quantum.parquet`` and ``descriptors.parquet`` (half of it overlapping)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"qm9": out / "qm9_quantum.parquet", "descriptors": out / "descriptors.parquet"}
+    if all(p.exists() for p in paths.values()):
+        return paths
+    table = qm9_sample(int(n_molecules * 1.5), ["SMILES", *QM9_PROPERTIES])
+    table = table.rename_columns(["smiles", *QM9_PROPERTIES.values()])
+    quantum = table.slice(0, n_molecules)
+    pq.write_table(quantum, paths["qm9"])
+    desc_smiles = table.column("smiles").to_pylist()[n_molecules // 2 :]
+    pq.write_table(pa.table(descriptor_labels(desc_smiles)), paths["descriptors"])
+    return paths
+
+
+def reference_table() -> pa.Table:
+    """The test fixture: REFERENCE_SMILES with RDKit-computed descriptor labels."""
+    return pa.table(descriptor_labels(REFERENCE_SMILES))

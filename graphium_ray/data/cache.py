@@ -1,0 +1,65 @@
+"""Cache key and manifest of a prepared (featurized) dataset.
+
+The cache key hashes: every source file's content fingerprint (size, mtime and full content
+hash; size/ETag for remote files), the resolved task list, the featurizer/split/sharding
+config and :data:`PIPELINE_VERSION`. Any change to one of them gives a new cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphium_ray import __version__
+from graphium_ray.config import DataConfig
+from graphium_ray.tasks import TaskSpec
+
+PIPELINE_VERSION = "1"  # bump when featurized output changes for the same config
+
+
+def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpec]) -> str:
+    payload = {
+        "files": sorted(fingerprints.items()),
+        "tasks": [t.to_dict() for t in tasks],
+        "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
+        "featurizer": cfg.featurizer.model_dump(mode="json"),
+        "split": cfg.split.model_dump(mode="json"),
+        "num_shards": cfg.num_shards,
+        "pipeline": PIPELINE_VERSION,
+        "code": __version__,
+    }
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Paths and manifest of a finished ``prepare``."""
+
+    root: Path
+    manifest: dict
+
+    @property
+    def featurized_dir(self) -> Path:
+        return self.root / "featurized"
+
+    @property
+    def tasks(self) -> list[TaskSpec]:
+        return [TaskSpec.from_dict(d) for d in self.manifest["tasks"]]
+
+    @staticmethod
+    def load(root: str | Path) -> PreparedData:
+        root = Path(root)
+        manifest_path = root / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no manifest.json in {root}: run `graphium-ray prepare` first")
+        return PreparedData(root, json.loads(manifest_path.read_text()))
+
+
+def write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=float))
+    os.replace(tmp, path)

@@ -1,0 +1,270 @@
+"""Ingest: source files → keyed rows (Ray Data) → molecule shards merged on the molecule key.
+
+Stage 1 (Ray Data, streaming): one item per source file; ``read_rows`` streams it in record
+batches and parses labels; ``KeyMolecules`` (actor pool) parses each SMILES with RDKit and
+computes the molecule key and its hash bucket. Rows are written as Parquet partitioned by
+bucket, so no stage ever holds a whole dataset.
+
+Stage 2 (one Ray task per bucket): rows of one bucket, from every dataset, are merged on the
+key into one molecule row with all its labels, a split is assigned, and the bucket is written
+as ``molecules/shard-XXXXX.parquet`` (atomically; finished shards are not redone on rerun).
+
+Molecule key = canonical isomeric SMILES of the heavy-atom molecule. We chose it over the
+InChIKey because InChI normalizes tautomers and some charge states, which would merge
+molecules whose labels differ; canonical SMILES only merges identical molecular graphs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
+from graphium_ray.data.labels import graph_label_matrix, parse_item_labels
+from graphium_ray.data.sources import iter_batches
+from graphium_ray.tasks import TaskSpec
+
+SKIPPED_BUCKET = -1
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of one dataset with its label columns by level."""
+
+    dataset: str
+    path: str  # local path
+    display_path: str  # what the user wrote (URL or path), for reports
+    fmt: str
+    smiles_column: str
+    graph_columns: tuple[str, ...]
+    node_columns: tuple[str, ...]
+    edge_columns: tuple[str, ...]
+    atom_mapped: bool
+    split_rows: dict[int, str] | None = None  # from a split file: data row -> split
+
+
+def read_rows(source: SourceFile, rows_per_batch: int):
+    """Yield Arrow tables of parsed rows of one source file (a generator UDF for Ray Data)."""
+    columns = list(dict.fromkeys([source.smiles_column, *source.graph_columns, *source.node_columns, *source.edge_columns]))
+    for first_row, batch in iter_batches(source.path, source.fmt, columns, rows_per_batch):
+        yield _parse_batch(source, first_row, batch)
+
+
+def _parse_batch(source: SourceFile, first_row: int, batch: pa.RecordBatch) -> pa.Table:
+    n = batch.num_rows
+    col = {name: batch.column(name) for name in batch.schema.names}
+    y_graph, errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns))
+    y_node, y_edge = [], []
+    for i in range(n):
+        node, edge = np.zeros(0, np.float32), np.zeros(0, np.float32)
+        try:
+            node = parse_item_labels([col[c] for c in source.node_columns], list(source.node_columns), i)
+            edge = parse_item_labels([col[c] for c in source.edge_columns], list(source.edge_columns), i)
+        except ValueError as err:
+            errors.setdefault(i, str(err))
+        y_node.append(node)
+        y_edge.append(edge)
+    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    split_rows = source.split_rows
+    file_split = [split_rows.get(int(r), "unassigned") for r in rows] if split_rows is not None else [None] * n
+    return pa.table(
+        {
+            "dataset": pa.array([source.dataset] * n, pa.string()),
+            "src_file": pa.array([source.display_path] * n, pa.string()),
+            "src_row": rows,
+            "smiles": col[source.smiles_column].cast(pa.string()),
+            "atom_mapped": pa.array([source.atom_mapped] * n, pa.bool_()),
+            "y_graph": pa.array(list(y_graph), pa.list_(pa.float32())),
+            "y_node": pa.array(y_node, pa.list_(pa.float32())),
+            "y_edge": pa.array(y_edge, pa.list_(pa.float32())),
+            "file_split": pa.array(file_split, pa.string()),
+            "error": pa.array([errors.get(i) for i in range(n)], pa.string()),
+        }
+    )
+
+
+def bucket_of(key: str, num_buckets: int) -> int:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % num_buckets
+
+
+def random_split(key: str, seed: int, fractions: tuple[float, float, float]) -> str:
+    """Deterministic split of a molecule from a hash of (seed, key): stable across runs and shards."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "little") / 2.0**64
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+class KeyMolecules:
+    """Ray Data callable class: adds ``mol_key`` and ``bucket``; unparsable rows go to bucket -1."""
+
+    def __init__(self, num_buckets: int):
+        self.num_buckets = num_buckets
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        smiles = table.column("smiles").to_pylist()
+        mapped = table.column("atom_mapped").to_pylist()
+        errors = table.column("error").to_pylist()
+        keys: list[str | None] = []
+        buckets: list[int] = []
+        for i, smi in enumerate(smiles):
+            key = None
+            if errors[i] is None:
+                try:
+                    key = molecule_key(parse_smiles(smi, atom_mapped=mapped[i]))
+                except ParseError as err:
+                    errors[i] = f"unparsable SMILES: {err}"
+            keys.append(key)
+            buckets.append(SKIPPED_BUCKET if key is None else bucket_of(key, self.num_buckets))
+        table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
+        return table.append_column("mol_key", pa.array(keys, pa.string())).append_column(
+            "bucket", pa.array(buckets, pa.int32())
+        )
+
+
+@dataclass(frozen=True)
+class LabelLayout:
+    """Where each dataset's labels sit in the global per-level label vectors."""
+
+    offsets: dict[str, dict[str, tuple[int, int]]]  # dataset -> level -> (start, width)
+    widths: dict[str, int]  # level -> total number of tasks
+
+    @staticmethod
+    def from_tasks(tasks: list[TaskSpec]) -> LabelLayout:
+        offsets: dict[str, dict[str, tuple[int, int]]] = {}
+        widths = {"graph": 0, "node": 0, "edge": 0}
+        for t in tasks:
+            lvl = offsets.setdefault(t.dataset, {})
+            start, width = lvl.get(t.level, (widths[t.level], 0))
+            lvl[t.level] = (start, width + 1)
+            widths[t.level] += 1
+        return LabelLayout(offsets, widths)
+
+
+MOLECULE_SCHEMA = pa.schema(
+    [
+        ("mol_key", pa.string()),
+        ("smiles", pa.string()),
+        ("atom_mapped", pa.bool_()),
+        ("split", pa.string()),
+        ("y_graph", pa.list_(pa.float32())),
+        ("y_node", pa.list_(pa.float32())),
+        ("y_edge", pa.list_(pa.float32())),
+        ("sources", pa.string()),
+    ]
+)
+SKIPPED_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("src_file", pa.string()),
+        ("src_row", pa.int64()),
+        ("smiles", pa.string()),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+
+def merge_bucket(
+    bucket_dir: Path, out_path: Path, skipped_path: Path, layout: LabelLayout, seed: int, fractions: tuple
+) -> int:
+    """Merge one bucket's keyed rows into molecule rows; returns the number of molecules written."""
+    table = pads.dataset(str(bucket_dir), format="parquet").to_table() if bucket_dir.exists() else None
+    molecules: dict[str, dict] = {}
+    skipped: list[dict] = []
+    if table is not None:
+        order = np.lexsort((table.column("src_row").to_numpy(), table.column("src_file").to_numpy(zero_copy_only=False)))
+        for row in table.take(pa.array(order)).to_pylist():
+            _merge_row(molecules, skipped, row, layout)
+    out_rows = []
+    for m in molecules.values():
+        try:
+            out_rows.append(_finish(m, layout, seed, fractions))
+        except ValueError as err:
+            for source in m["rows"]:
+                ds, src_file, src_row = source.split("|")
+                skipped.append({"dataset": ds, "src_file": src_file, "src_row": int(src_row),
+                                "smiles": m["smiles"][0], "stage": "merge", "reason": str(err)})  # fmt: skip
+    _write_atomic(pa.Table.from_pylist(out_rows, schema=MOLECULE_SCHEMA), out_path)
+    _write_atomic(pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA), skipped_path)
+    return len(out_rows)
+
+
+def _skip(row: dict, reason: str) -> dict:
+    return {"dataset": row["dataset"], "src_file": row["src_file"], "src_row": row["src_row"],
+            "smiles": row["smiles"], "stage": "merge", "reason": reason}  # fmt: skip
+
+
+def _merge_row(molecules: dict[str, dict], skipped: list[dict], row: dict, layout: LabelLayout) -> None:
+    key, ds = row["mol_key"], row["dataset"]
+    mol = molecules.setdefault(key, {"key": key, "datasets": {}, "smiles": None, "rows": [],
+                                     "node": {}, "edge": {}, "graph": {}, "file_split": None,
+                                     "smiles_has_items": False})  # fmt: skip
+    if ds in mol["datasets"]:
+        first = mol["datasets"][ds]
+        skipped.append(_skip(row, f"duplicate molecule in dataset '{ds}' (kept {first})"))
+        return
+    has_items = len(row["y_node"]) > 0 or len(row["y_edge"]) > 0
+    if has_items and mol["smiles"] is not None and mol["smiles_has_items"] and row["smiles"] != mol["smiles"][0]:
+        skipped.append(_skip(row, f"per-atom labels in a different atom order than those of {mol['smiles'][1]}"))
+        return
+    mol["datasets"][ds] = f"{row['src_file']} row {row['src_row']}"
+    mol["rows"].append(f"{ds}|{row['src_file']}|{row['src_row']}")
+    if mol["smiles"] is None or (has_items and not mol["smiles_has_items"]):
+        mol["smiles"] = (row["smiles"], mol["datasets"][ds], row["atom_mapped"])
+        mol["smiles_has_items"] = has_items
+    mol["graph"][ds] = row["y_graph"]
+    for level in ("node", "edge"):
+        if len(row[f"y_{level}"]):
+            mol[level][ds] = row[f"y_{level}"]
+    if row["file_split"] is not None and mol["file_split"] is None:
+        mol["file_split"] = row["file_split"]
+
+
+def _place(parts: dict[str, list], layout: LabelLayout, level: str) -> list[float]:
+    """Scatter per-dataset label slices into the global (items × tasks) layout, flattened."""
+    width = layout.widths[level]
+    if not parts or width == 0:
+        return []
+    n_items = {len(v) // layout.offsets[ds][level][1] for ds, v in parts.items()}
+    if len(n_items) > 1:
+        raise ValueError(f"{level} label lists of different lengths across datasets")
+    out = np.full((n_items.pop(), width), np.nan, dtype=np.float32)
+    for ds, values in parts.items():
+        start, w = layout.offsets[ds][level]
+        out[:, start : start + w] = np.asarray(values, np.float32).reshape(-1, w)
+    return out.reshape(-1).tolist()
+
+
+def _finish(mol: dict, layout: LabelLayout, seed: int, fractions: tuple) -> dict:
+    y_graph = np.full(layout.widths["graph"], np.nan, dtype=np.float32)
+    for ds, values in mol["graph"].items():
+        if "graph" in layout.offsets[ds]:
+            start, w = layout.offsets[ds]["graph"]
+            y_graph[start : start + w] = values
+    split = mol["file_split"] or random_split(mol["key"], seed, fractions)
+    return {
+        "mol_key": mol["key"],
+        "smiles": mol["smiles"][0],
+        "atom_mapped": mol["smiles"][2],
+        "split": split,
+        "y_graph": y_graph.tolist(),
+        "y_node": _place(mol["node"], layout, "node"),
+        "y_edge": _place(mol["edge"], layout, "edge"),
+        "sources": ";".join(mol["rows"]),
+    }
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)

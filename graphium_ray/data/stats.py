@@ -1,0 +1,70 @@
+"""Label statistics of the train split, as a Ray Data map-reduce.
+
+Map: each batch → row counts per split (and skipped), and over the train split's non-NaN labels
+per task and level the partial sums (count, Σy, Σy², positives) in float64. Reduce: sum of partials → mean and population std per task. Used for label
+normalization (regression) and reported in the manifest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+LEVELS = ("graph", "node", "edge")
+SPLIT_NAMES = ("train", "val", "test", "unassigned")
+
+
+def _flat_matrix(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
+    if width == 0:
+        return np.zeros((0, 0))
+    values = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) else column
+    flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    return flat.reshape(-1, width)
+
+
+class PartialStats:
+    """Ray Data UDF: Arrow batch of train rows → one row of partial sums per level."""
+
+    def __init__(self, widths: dict[str, int]):
+        self.widths = widths
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        ok = pc.is_null(table.column("skip_reason"))
+        splits = table.column("split").to_numpy(zero_copy_only=False)
+        ok_np = ok.to_numpy(zero_copy_only=False)
+        out = {f"rows_{s}": [np.array([float((ok_np & (splits == s)).sum())])] for s in SPLIT_NAMES}
+        out["rows_skipped"] = [np.array([float((~ok_np).sum())])]
+        table = table.filter(pc.and_(ok, pc.equal(table.column("split"), "train")))
+        for level in LEVELS:
+            y = _flat_matrix(table.column(f"y_{level}"), self.widths[level])
+            present = ~np.isnan(y)
+            y0 = np.where(present, y, 0.0)
+            out[f"{level}_count"] = [present.sum(axis=0).astype(np.float64)]
+            out[f"{level}_sum"] = [y0.sum(axis=0)]
+            out[f"{level}_sumsq"] = [(y0 * y0).sum(axis=0)]
+            out[f"{level}_pos"] = [(y0 > 0.5).sum(axis=0).astype(np.float64)]
+        return pa.table({k: pa.array([v[0].tolist()], pa.list_(pa.float64())) for k, v in out.items()})
+
+
+def reduce_stats(partials: list[dict], widths: dict[str, int]) -> dict:
+    """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per task)."""
+    result: dict = {
+        "rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}
+    }
+    for level in LEVELS:
+        w = widths[level]
+        acc = {k: np.zeros(w) for k in ("count", "sum", "sumsq", "pos")}
+        for p in partials:
+            for k in acc:
+                acc[k] += np.asarray(p[f"{level}_{k}"], dtype=np.float64).reshape(w)
+        count = np.maximum(acc["count"], 1.0)
+        mean = acc["sum"] / count
+        var = np.maximum(acc["sumsq"] / count - mean**2, 0.0)
+        result[level] = {
+            "count": acc["count"].astype(int).tolist(),
+            "mean": mean.tolist(),
+            "std": np.sqrt(var).tolist(),
+            "positives": acc["pos"].astype(int).tolist(),
+        }
+    return result
