@@ -1,0 +1,52 @@
+"""Accelerator choices behind one interface: resources per worker, and whether to use a GPU.
+
+* ``cpu``: fractional CPUs per worker so Ray Data's readers always have room.
+* ``gpu``: one GPU per worker (Ray Train moves the model and batches).
+* ``ipu``: claims the custom ``IPU`` resource; needs PopTorch, which is imported lazily and is not
+  on PyPI: selecting ``ipu`` without it fails at once with what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from graphium_ray.config import ConfigError, TrainConfig
+
+IPU_HELP = (
+    "train.accelerator=ipu needs Graphcore's PopTorch (poptorch), which is not installed. Install the "
+    "Poplar SDK and its poptorch wheel on IPU hosts (it is not on PyPI), or choose train.accelerator=cpu|gpu."
+)
+
+
+def require_poptorch():
+    if importlib.util.find_spec("poptorch") is None:
+        raise ConfigError(IPU_HELP)
+    import poptorch  # noqa: F401  (lazy: only IPU runs import it)
+
+    return poptorch
+
+
+def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dict[str, float], bool, int]:
+    """(resources_per_worker, use_gpu, torch threads per worker) for this cluster."""
+    cpus = float(cluster.get("CPU", 1.0))
+    if train.accelerator == "ipu":
+        require_poptorch()
+    if train.cpus_per_worker is not None:
+        per_worker = train.cpus_per_worker
+    else:
+        reserve = max(1.0, 0.1 * cpus)  # Ray Data's listing task needs one whole CPU
+        per_worker = (cpus - reserve) / train.num_workers
+    if per_worker <= 0 or per_worker * train.num_workers > cpus:
+        raise ConfigError(
+            f"train.num_workers={train.num_workers} does not fit on {cpus:g} CPUs "
+            f"(each worker would get {per_worker:.2f}); lower train.num_workers or set train.cpus_per_worker"
+        )
+    resources: dict[str, float] = {"CPU": round(per_worker, 3)}
+    if train.accelerator == "gpu":
+        if cluster.get("GPU", 0) < train.num_workers:
+            raise ConfigError(f"train.accelerator=gpu: the cluster has {cluster.get('GPU', 0):g} GPUs for "
+                              f"{train.num_workers} workers")  # fmt: skip
+        resources["GPU"] = 1.0
+    if train.accelerator == "ipu":
+        resources["IPU"] = 1.0
+    return resources, train.accelerator == "gpu", max(1, int(per_worker))

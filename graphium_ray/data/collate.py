@@ -1,0 +1,95 @@
+"""Arrow/NumPy batch of featurized rows → :class:`~graphium_ray.batch.GraphBatch`.
+
+Built directly from the flattened columns with one ``np.concatenate`` per column and one
+offset computation for ``edge_index``; no per-graph Python objects. ``GraphCollate`` is the
+``collate_fn`` for Ray's ``iter_torch_batches``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ray.data.collate_fn import NumpyBatchCollateFn
+
+from graphium_ray.batch import GraphBatch
+
+PE_COLUMNS = ("lap_vec", "lap_val", "rw")
+
+
+def _flat(column: np.ndarray, dtype) -> np.ndarray:
+    """A list column as Ray hands it (object array of arrays, or 2-D when lengths are equal) → 1-D."""
+    if column.dtype != object:
+        return np.array(column, dtype=dtype).reshape(-1)  # a copy: Ray's arrays are read-only
+    if len(column) == 0:
+        return np.zeros(0, dtype)
+    return np.concatenate([np.asarray(v, dtype=dtype).reshape(-1) for v in column])
+
+
+def collate_arrays(batch: dict[str, np.ndarray], widths: dict[str, int], bond_dim: int) -> GraphBatch:
+    """``batch``: columns of the featurized schema; ``widths``: label count per level."""
+    num_nodes = np.asarray(batch["num_nodes"], dtype=np.int64)
+    num_edges = np.asarray(batch["num_edges"], dtype=np.int64)
+    n_graphs, n_total, e_total = len(num_nodes), int(num_nodes.sum()), int(num_edges.sum())
+    x = _flat(batch["x"], np.float32).reshape(n_total, -1) if n_total else np.zeros((0, 0), np.float32)
+    edge_attr = _flat(batch["edge_attr"], np.float32).reshape(e_total, bond_dim)
+    edge_index = _edges(batch["edge_index"], num_nodes, num_edges)
+    graph_of_node = np.repeat(np.arange(n_graphs, dtype=np.int64), num_nodes)
+    pe = {c: torch.from_numpy(_flat(batch[c], np.float32).reshape(n_total, -1)) for c in PE_COLUMNS if c in batch}
+    rows = {"graph": n_graphs, "node": n_total, "edge": e_total}
+    y = {
+        lvl: torch.from_numpy(_flat(batch[f"y_{lvl}"], np.float32).reshape(rows[lvl], w))
+        for lvl, w in widths.items()
+        if w
+    }
+    return GraphBatch(
+        x=torch.from_numpy(x),
+        edge_index=torch.from_numpy(edge_index),
+        edge_attr=torch.from_numpy(edge_attr),
+        batch=torch.from_numpy(graph_of_node),
+        num_graphs=n_graphs,
+        pe=pe,
+        y=y,
+    )
+
+
+def _edges(column: np.ndarray, num_nodes: np.ndarray, num_edges: np.ndarray) -> np.ndarray:
+    """Per-graph (2, E_g) index blocks, flattened [src..., dst...] → one (2, E) with node offsets."""
+    flat = _flat(column, np.int64)
+    e_total = int(num_edges.sum())
+    if e_total == 0:
+        return np.zeros((2, 0), np.int64)
+    node_offset = np.concatenate([[0], np.cumsum(num_nodes)[:-1]])
+    edge_start = np.concatenate([[0], np.cumsum(2 * num_edges)[:-1]])
+    graph_of_edge = np.repeat(np.arange(len(num_edges)), num_edges)
+    local = np.arange(e_total) - np.repeat(np.cumsum(num_edges) - num_edges, num_edges)
+    src = flat[edge_start[graph_of_edge] + local]
+    dst = flat[edge_start[graph_of_edge] + num_edges[graph_of_edge] + local]
+    shift = node_offset[graph_of_edge]
+    return np.stack([src + shift, dst + shift])
+
+
+def select_rows(batch: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[keep] for k, v in batch.items()}
+
+
+class GraphCollate(NumpyBatchCollateFn):
+    """``collate_fn`` for ``iter_torch_batches``: NumPy batch → GraphBatch (tensors copied).
+
+    With ``worker=(rank, world)`` only rows whose ``part`` column ≡ rank (mod world) are kept,
+    so workers that each read the whole evaluation split see disjoint rows covering all of it;
+    a batch left with no row collates to None.
+    """
+
+    def __init__(self, widths: dict[str, int], bond_dim: int, worker: tuple[int, int] | None = None):
+        super().__init__()
+        self.widths = dict(widths)
+        self.bond_dim = bond_dim
+        self.worker = worker
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> GraphBatch | None:
+        if self.worker is not None and self.worker[1] > 1:
+            rank, world = self.worker
+            batch = select_rows(batch, np.asarray(batch["part"]) % world == rank)
+            if len(batch["num_nodes"]) == 0:
+                return None
+        return collate_arrays(batch, self.widths, self.bond_dim)

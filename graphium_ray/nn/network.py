@@ -1,0 +1,94 @@
+"""The multi-task network: encoders → stack of GNN blocks → pooling → task heads.
+
+A block applies one message-passing layer, then normalization, ReLU, dropout and (optionally) a
+residual connection, to nodes and to edges (for layers that update edges). With a virtual node,
+after each block every graph's node sum updates a per-graph state that is added back to its nodes.
+
+forward(batch) → {level: predictions}: graph (G, Σ out_dim), node (N, ·), edge (E, ·).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from graphium_ray.batch import GraphBatch
+from graphium_ray.config import ModelConfig
+from graphium_ray.nn.encoders import InputEncoder
+from graphium_ray.nn.heads import TaskHeads
+from graphium_ray.nn.layers import make_layer
+from graphium_ray.nn.linear import MLP, norm_layer
+from graphium_ray.nn.pooling import GraphPooling
+from graphium_ray.nn.scatter import scatter_sum
+from graphium_ray.tasks import TaskSpec
+
+
+class GNNBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.conv = make_layer(cfg.layer, cfg.hidden_dim, cfg.attention_heads, cfg.dropout)
+        self.updates_edges = getattr(self.conv, "updates_edges", False)
+        self.norm_x = norm_layer(cfg.norm, cfg.hidden_dim)
+        self.norm_e = norm_layer(cfg.norm, cfg.hidden_dim) if self.updates_edges else None
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.residual = cfg.residual
+
+    def forward(self, x_ND, e_ED, batch: GraphBatch):
+        h_ND, f_ED = self.conv(x_ND, batch.edge_index, e_ED, batch=batch.batch, num_graphs=batch.num_graphs)
+        h_ND = self.dropout(torch.relu(self.norm_x(h_ND)))
+        x_ND = x_ND + h_ND if self.residual else h_ND
+        if self.norm_e is not None:
+            f_ED = self.dropout(torch.relu(self.norm_e(f_ED)))
+            e_ED = e_ED + f_ED if self.residual else f_ED
+        return x_ND, e_ED
+
+
+class VirtualNode(nn.Module):
+    """vn_G ← vn_G + MLP(Σ_{i∈G} x_i);  x_i ← x_i + vn_{G(i)}."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = MLP(dim, dim, dim, layers=2)
+
+    def forward(self, x_ND, vn_GD, batch: GraphBatch):
+        vn_GD = vn_GD + self.mlp(scatter_sum(x_ND, batch.batch, batch.num_graphs))
+        return x_ND + vn_GD[batch.batch], vn_GD
+
+
+class MultiTaskGNN(nn.Module):
+    def __init__(self, cfg: ModelConfig, atom_dim: int, bond_dim: int, tasks: list[TaskSpec],
+                 laplacian_k: int = 0, random_walk_k: int = 0):  # fmt: skip
+        super().__init__()
+        d = cfg.hidden_dim
+        self.encoder = InputEncoder(atom_dim, bond_dim, d, laplacian_k, random_walk_k, cfg.pe_dim, cfg.pe_combine)
+        self.blocks = nn.ModuleList(GNNBlock(cfg) for _ in range(cfg.num_layers))
+        self.virtual = nn.ModuleList(VirtualNode(d) for _ in range(cfg.num_layers)) if cfg.virtual_node else None
+        self.pooling = GraphPooling(cfg.pooling)
+        in_dims = {"graph": d * len(cfg.pooling), "node": d, "edge": 3 * d}
+        self.heads = TaskHeads(tasks, in_dims, cfg.head_hidden_dim, cfg.head_layers, cfg.dropout)
+
+    def embed(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        """Named intermediate outputs: ``layer_i`` (N, D) node embeddings, ``graph`` (G, P·D), ``edges`` (E, D)."""
+        x_ND, e_ED = self.encoder(batch)
+        out: dict[str, torch.Tensor] = {}
+        vn_GD = x_ND.new_zeros((batch.num_graphs, x_ND.shape[1]))
+        for i, block in enumerate(self.blocks):
+            x_ND, e_ED = block(x_ND, e_ED, batch)
+            if self.virtual is not None:
+                x_ND, vn_GD = self.virtual[i](x_ND, vn_GD, batch)
+            out[f"layer_{i}"] = x_ND
+        x_pool = x_ND if batch.node_mask is None else x_ND * batch.node_mask.unsqueeze(-1).to(x_ND.dtype)
+        out["graph"] = self.pooling(x_pool, batch.batch, batch.num_graphs)
+        out["nodes"], out["edges"] = x_ND, e_ED
+        return out
+
+    def forward(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        emb = self.embed(batch)
+        x_ND, e_ED = emb["nodes"], emb["edges"]
+        src, dst = batch.edge_index
+        inputs = {
+            "graph": emb["graph"],
+            "node": x_ND,
+            "edge": torch.cat([x_ND[src] + x_ND[dst], (x_ND[src] - x_ND[dst]).abs(), e_ED], dim=-1),
+        }
+        return self.heads(inputs)

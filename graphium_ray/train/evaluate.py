@@ -1,0 +1,90 @@
+"""Run a model over batches and compute per-task metrics in real units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from graphium_ray.batch import GraphBatch
+from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.train.losses import column_slices
+from graphium_ray.train.metrics import task_metrics
+from graphium_ray.train.normalize import LabelNormalizer
+
+LEVELS = ("graph", "node", "edge")
+
+
+@torch.no_grad()
+def collect_predictions(
+    model: nn.Module, batches: Iterable[GraphBatch], device: torch.device | str = "cpu"
+) -> dict[str, dict[str, np.ndarray]]:
+    """{level: {"pred": (rows, W) raw head outputs, "y": (rows, T) labels}} over all batches."""
+    model.eval()
+    acc: dict[str, dict[str, list]] = {}
+    for batch in batches:
+        batch = batch.to(device)
+        out = model(batch)
+        for level, pred in out.items():
+            keep = _real_rows(batch, level)
+            entry = acc.setdefault(level, {"pred": [], "y": []})
+            entry["pred"].append(pred[keep].float().cpu().numpy())
+            entry["y"].append(batch.y[level][keep].cpu().numpy())
+    return {lvl: {k: np.concatenate(v) for k, v in d.items()} for lvl, d in acc.items()}
+
+
+def _real_rows(batch: GraphBatch, level: str) -> torch.Tensor | slice:
+    if level == "graph" and batch.graph_mask is not None:
+        return batch.graph_mask
+    if level == "node" and batch.node_mask is not None:
+        return batch.node_mask
+    if level == "edge" and batch.node_mask is not None:
+        return batch.node_mask[batch.edge_index[0]]
+    return slice(None)
+
+
+def merge_predictions(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
+    """Concatenate the outputs of :func:`collect_predictions` from several workers."""
+    merged: dict[str, dict[str, np.ndarray]] = {}
+    for level in LEVELS:
+        present = [p[level] for p in parts if level in p]
+        if present:
+            merged[level] = {k: np.concatenate([p[k] for p in present]) for k in ("pred", "y")}
+    return merged
+
+
+def to_real_units(tasks: list[TaskSpec], normalizer: LabelNormalizer, level: str, pred: np.ndarray) -> np.ndarray:
+    """Head outputs → regression predictions in label units (other kinds unchanged)."""
+    out = pred.copy()
+    for j, (task, cols) in enumerate(zip(tasks, column_slices(tasks), strict=True)):
+        if task.kind == "regression":
+            out[:, cols] = normalizer.denormalize_task(level, j, torch.from_numpy(pred[:, cols])).numpy()
+    return out
+
+
+def compute_metrics(tasks: list[TaskSpec], normalizer: LabelNormalizer, preds: dict) -> dict[str, dict]:
+    """{task name: {metric: value or None, "n": labels}} in real units."""
+    result: dict[str, dict] = {}
+    for level in LEVELS:
+        level_tasks = tasks_at(tasks, level)
+        if not level_tasks or level not in preds:
+            continue
+        real = to_real_units(level_tasks, normalizer, level, preds[level]["pred"])
+        y_all = preds[level]["y"]
+        for j, (task, cols) in enumerate(zip(level_tasks, column_slices(level_tasks), strict=True)):
+            present = ~np.isnan(y_all[:, j])
+            result[task.name] = task_metrics(task.kind, task.metrics, y_all[present, j].astype(np.float64),
+                                             real[present][:, cols].astype(np.float64))  # fmt: skip
+    return result
+
+
+def flatten_metrics(prefix: str, metrics: dict[str, dict]) -> dict[str, float]:
+    """{"qm9/gap": {"mae": 0.1}} → {"val/qm9/gap/mae": 0.1}; undefined metrics are left out."""
+    return {
+        f"{prefix}/{task}/{name}": value
+        for task, values in metrics.items()
+        for name, value in values.items()
+        if value is not None and name != "n"
+    }
