@@ -1,0 +1,60 @@
+"""Positional encodings against an independent computation (NumPy eigh / matrix powers)."""
+
+import numpy as np
+import pytest
+
+from graphium_ray.chem.graph import mol_to_graph, parse_smiles
+from graphium_ray.chem.positional import dense_adjacency, laplacian_pe, random_walk_pe
+
+MOLS = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "[Na+].[Cl-]", "CCO.c1ccccc1", "C", "C1CC1CC"]
+
+
+def graph(smiles):
+    g = mol_to_graph(parse_smiles(smiles), ["atomic-number"], [], ["in-ring"])
+    return g.num_nodes, g.edge_index
+
+
+@pytest.mark.parametrize("smiles", MOLS)
+def test_random_walk_matches_matrix_powers(smiles):
+    n, ei = graph(smiles)
+    adj = dense_adjacency(n, ei)
+    deg = adj.sum(1, keepdims=True)
+    trans = np.divide(adj, deg, out=np.zeros_like(adj), where=deg > 0)
+    (rw,) = random_walk_pe([(n, ei)], 6)
+    for t in range(6):
+        np.testing.assert_allclose(rw[:, t], np.diag(np.linalg.matrix_power(trans, t + 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("smiles", ["CCO", "CC(=O)Oc1ccccc1C(=O)O", "C1CC1CC"])
+def test_laplacian_matches_eigh_on_connected_molecules(smiles):
+    n, ei = graph(smiles)
+    adj = dense_adjacency(n, ei)
+    lap = np.diag(adj.sum(1)) - adj
+    ref_vals, _ = np.linalg.eigh(lap)
+    k = 8
+    ((vec, val),) = laplacian_pe([(n, ei)], k)
+    m = min(k, n)
+    np.testing.assert_allclose(val[0, :m], np.clip(ref_vals[:m], 0, None), atol=1e-5)
+    assert (val[:, m:] == 0).all() and (vec[:, m:] == 0).all()  # padding when n < k
+    for j in range(m):  # each column is a unit eigenvector of L for its eigenvalue
+        np.testing.assert_allclose(lap @ vec[:, j], val[0, j] * vec[:, j], atol=1e-4)
+        assert abs(np.linalg.norm(vec[:, j]) - 1) < 1e-5
+        assert vec[np.abs(vec[:, j]).argmax(), j] > 0  # sign convention
+
+
+def test_laplacian_per_component_for_disconnected_molecules():
+    n, ei = graph("CCO.c1ccccc1")  # 3 + 6 atoms in two components
+    ((vec, val),) = laplacian_pe([(n, ei)], 4)
+    ethanol, benzene = np.arange(3), np.arange(3, 9)
+    assert (vec[ethanol][:, 3] == 0).all()  # 3-atom component: only 3 eigenvectors
+    sub = dense_adjacency(n, ei)[np.ix_(benzene, benzene)]
+    ref = np.linalg.eigh(np.diag(sub.sum(1)) - sub)[0][:4]
+    np.testing.assert_allclose(val[benzene[0]], ref, atol=1e-5)
+    assert np.allclose(vec[ethanol][:, 0], 1 / np.sqrt(3), atol=1e-6)  # constant first eigenvector per component
+
+
+def test_single_atom():
+    ((vec, val),) = laplacian_pe([(1, np.zeros((2, 0), np.int64))], 3)
+    assert vec.tolist() == [[1.0, 0.0, 0.0]] and val.tolist() == [[0.0, 0.0, 0.0]]
+    (rw,) = random_walk_pe([(1, np.zeros((2, 0), np.int64))], 3)
+    assert (rw == 0).all()
