@@ -65,8 +65,7 @@ class TaskGroupConfig(_Strict):
             object.__setattr__(self, "loss", DEFAULT_LOSS[self.kind])
         if self.loss not in ALLOWED_LOSSES[self.kind]:
             raise ValueError(
-                f"loss '{self.loss}' does not fit kind '{self.kind}'; "
-                f"allowed: {sorted(ALLOWED_LOSSES[self.kind])}"
+                f"loss '{self.loss}' does not fit kind '{self.kind}'; allowed: {sorted(ALLOWED_LOSSES[self.kind])}"
             )
         if self.metrics is None:
             object.__setattr__(self, "metrics", list(DEFAULT_METRICS[self.kind]))

@@ -12,7 +12,9 @@ SMILES = REFERENCE_SMILES[:20]
 
 
 def test_collate_matches_pyg_batch():
-    graphs = [mol_to_graph(parse_smiles(s), ["atomic-number", "period"], ["degree"], ["bond-type-onehot"]) for s in SMILES]
+    graphs = [
+        mol_to_graph(parse_smiles(s), ["atomic-number", "period"], ["degree"], ["bond-type-onehot"]) for s in SMILES
+    ]
     y = np.arange(len(graphs) * 2, dtype=np.float32).reshape(-1, 2)
     node_y = [np.full(g.num_nodes, i, np.float32) for i, g in enumerate(graphs)]
     batch = {

@@ -21,7 +21,11 @@ def test_bad_value_names_field_and_allowed_values():
 
 
 def test_loss_must_fit_kind():
-    raw = {"data": {"datasets": [{"name": "a", "path": "x.csv", "tasks": [{"columns": ["y"], "kind": "binary", "loss": "mse"}]}]}}
+    raw = {
+        "data": {
+            "datasets": [{"name": "a", "path": "x.csv", "tasks": [{"columns": ["y"], "kind": "binary", "loss": "mse"}]}]
+        }
+    }
     with pytest.raises(ConfigError, match="does not fit kind 'binary'"):
         validate(raw)
 
@@ -40,7 +44,9 @@ def test_overrides_set_nested_and_list_items():
 
 
 def test_defaults_follow_task_kind():
-    cfg = validate({"data": {"datasets": [{"name": "a", "path": "x", "tasks": [{"columns": ["y"], "kind": "binary"}]}]}})
+    cfg = validate(
+        {"data": {"datasets": [{"name": "a", "path": "x", "tasks": [{"columns": ["y"], "kind": "binary"}]}]}}
+    )
     group = cfg.data.datasets[0].tasks[0]
     assert group.loss == "bce" and group.metrics == ["auroc", "average_precision"] and group.normalize is False
 

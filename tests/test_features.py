@@ -5,7 +5,7 @@ import pytest
 from rdkit import Chem
 
 from graphium_ray.chem.features import ATOM_LIST, ATOM_ONEHOT_WIDTH, atom_feature_dim, bond_feature_dim
-from graphium_ray.chem.graph import ParseError, molecule_key, mol_to_graph, parse_smiles
+from graphium_ray.chem.graph import ParseError, mol_to_graph, molecule_key, parse_smiles
 from graphium_ray.config import FeaturizerConfig
 
 CFG = FeaturizerConfig()
@@ -23,7 +23,9 @@ def test_widths_match_config():
     assert (g.x[:, :44].sum(1) == 1).all()  # exactly one atomic-number bit per atom
 
 
-@pytest.mark.parametrize("smiles", ["CC(=O)Oc1ccccc1C(=O)O", "[NH4+]", "[O-][N+](=O)c1ccccc1", "C[Si](C)(C)C", "[He]", "F/C=C/F"])
+@pytest.mark.parametrize(
+    "smiles", ["CC(=O)Oc1ccccc1C(=O)O", "[NH4+]", "[O-][N+](=O)c1ccccc1", "C[Si](C)(C)C", "[He]", "F/C=C/F"]
+)
 def test_atom_bits_against_rdkit(smiles):
     mol = Chem.MolFromSmiles(smiles)
     g = featurize(smiles)
@@ -36,13 +38,20 @@ def test_atom_bits_against_rdkit(smiles):
         sym = atom.GetSymbol()
         expected_z = ATOM_LIST.index(sym) if sym in ATOM_LIST else len(ATOM_LIST)
         assert row[expected_z] == 1
-        period = Chem.GetPeriodicTable().GetRow(atom.GetAtomicNum()) if hasattr(Chem.GetPeriodicTable(), "GetRow") else None
+        period = (
+            Chem.GetPeriodicTable().GetRow(atom.GetAtomicNum()) if hasattr(Chem.GetPeriodicTable(), "GetRow") else None
+        )
         if period is not None:
             assert row[offset_period + period - 1] == 1
         assert row[offset_val + min(atom.GetTotalValence(), 7)] == 1
         floats = row[offset_float:]
-        assert floats.tolist() == [atom.GetDegree(), atom.GetFormalCharge(), atom.GetNumRadicalElectrons(),
-                                   float(atom.GetIsAromatic()), float(atom.IsInRing())]
+        assert floats.tolist() == [
+            atom.GetDegree(),
+            atom.GetFormalCharge(),
+            atom.GetNumRadicalElectrons(),
+            float(atom.GetIsAromatic()),
+            float(atom.IsInRing()),
+        ]
 
 
 def test_groups_of_known_elements():
@@ -59,7 +68,9 @@ def test_bonds_both_directions_with_rdkit_types():
     assert g.edge_index.tolist() == [[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]]
     types = [b.GetBondType() for b in mol.GetBonds()]
     assert types == [Chem.BondType.DOUBLE, Chem.BondType.SINGLE, Chem.BondType.TRIPLE]
-    assert np.argmax(g.edge_attr[0, :5]) == 1 and np.argmax(g.edge_attr[2, :5]) == 0 and np.argmax(g.edge_attr[4, :5]) == 2
+    assert (
+        np.argmax(g.edge_attr[0, :5]) == 1 and np.argmax(g.edge_attr[2, :5]) == 0 and np.argmax(g.edge_attr[4, :5]) == 2
+    )
     assert (g.edge_attr[0::2] == g.edge_attr[1::2]).all()
 
 

@@ -18,7 +18,9 @@ E = torch.randn(EDGES.shape[1], DE)
 
 def pyg_mlp(ours):
     lin1, lin2 = ours.net[0], ours.net[-1]
-    return nn.Sequential(nn.Linear(lin1.in_features, lin1.out_features), nn.ReLU(), nn.Linear(lin2.in_features, lin2.out_features))
+    return nn.Sequential(
+        nn.Linear(lin1.in_features, lin1.out_features), nn.ReLU(), nn.Linear(lin2.in_features, lin2.out_features)
+    )
 
 
 def copy_mlp(ours, ref):

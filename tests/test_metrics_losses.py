@@ -48,7 +48,9 @@ def test_macro_auroc_matches_sklearn_ovr():
 
 def task(name, kind="regression", loss=None, **kw):
     loss = loss or {"regression": "mse", "binary": "bce", "multiclass": "ce", "ordinal": "hybrid_ranked"}[kind]
-    return TaskSpec("d", name, "graph", kind, loss, ("mae",) if kind == "regression" else ("auroc",), kind == "regression", **kw)
+    return TaskSpec(
+        "d", name, "graph", kind, loss, ("mae",) if kind == "regression" else ("auroc",), kind == "regression", **kw
+    )
 
 
 def test_masked_loss_ignores_nan_and_averages_per_task():

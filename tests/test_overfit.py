@@ -4,11 +4,10 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from graphium_ray.config import ModelConfig
+from graphium_ray.config import FeaturizerConfig, ModelConfig
 from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
-from graphium_ray.config import FeaturizerConfig
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss

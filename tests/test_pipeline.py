@@ -18,7 +18,9 @@ from graphium_ray.data.prepare import prepare
 
 
 def data_cfg(tmp_path, datasets, **extra):
-    return validate({"data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 2, "datasets": datasets, **extra}}).data
+    return validate(
+        {"data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 2, "datasets": datasets, **extra}}
+    ).data
 
 
 @pytest.fixture(scope="module")

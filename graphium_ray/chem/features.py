@@ -74,9 +74,7 @@ ATOM_ONEHOT_TABLES: dict[str, np.ndarray] = {
     "atomic-number": _onehot_table(
         {_PT.GetAtomicNumber(s): i for i, s in enumerate(ATOM_LIST)}, _MAX_Z, len(ATOM_LIST) + 1
     ),
-    "group": _onehot_table(
-        {z: g - 1 for z in range(_MAX_Z) if (g := _group(z)) is not None}, _MAX_Z, 19
-    ),
+    "group": _onehot_table({z: g - 1 for z in range(_MAX_Z) if (g := _group(z)) is not None}, _MAX_Z, 19),
     "period": _onehot_table({z: _period(z) - 1 for z in range(1, _MAX_Z)}, _MAX_Z, 8),
     "total-valence": _onehot_table({v: v for v in range(7)}, 64, 8),
     "hybridization": _onehot_table(

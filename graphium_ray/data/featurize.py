@@ -98,7 +98,11 @@ class Featurizer:
             return np.full(n_items * repeat * n_tasks, np.nan, np.float32)
         given = len(values) // n_tasks
         if given != n_items:
-            hint = "" if self.cfg.explicit_hydrogens else " (labels that include hydrogens need featurizer.explicit_hydrogens: true)"
+            hint = (
+                ""
+                if self.cfg.explicit_hydrogens
+                else " (labels that include hydrogens need featurizer.explicit_hydrogens: true)"
+            )
             raise ValueError(f"label list has {given} entries but the molecule has {n_items} {what}{hint}")
         arr = np.asarray(values, np.float32).reshape(n_items, n_tasks)
         return np.repeat(arr, repeat, axis=0).reshape(-1)

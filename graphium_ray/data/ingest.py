@@ -52,7 +52,9 @@ class SourceFile:
 
 def read_rows(source: SourceFile, rows_per_batch: int):
     """Yield Arrow tables of parsed rows of one source file (a generator UDF for Ray Data)."""
-    columns = list(dict.fromkeys([source.smiles_column, *source.graph_columns, *source.node_columns, *source.edge_columns]))
+    columns = list(
+        dict.fromkeys([source.smiles_column, *source.graph_columns, *source.node_columns, *source.edge_columns])
+    )
     for first_row, batch in iter_batches(source.path, source.fmt, columns, rows_per_batch):
         yield _parse_batch(source, first_row, batch)
 
@@ -182,7 +184,9 @@ def merge_bucket(
     molecules: dict[str, dict] = {}
     skipped: list[dict] = []
     if table is not None:
-        order = np.lexsort((table.column("src_row").to_numpy(), table.column("src_file").to_numpy(zero_copy_only=False)))
+        order = np.lexsort(
+            (table.column("src_row").to_numpy(), table.column("src_file").to_numpy(zero_copy_only=False))
+        )
         for row in table.take(pa.array(order)).to_pylist():
             _merge_row(molecules, skipped, row, layout)
     out_rows = []

@@ -53,8 +53,18 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
             cols = {lvl: tuple(t.column for t in found if t.level == lvl) for lvl in ("graph", "node", "edge")}
             split_rows = read_split_file(ds.split_file, f"datasets.{ds.name}.split_file") if ds.split_file else None
             sources.append(
-                SourceFile(ds.name, local, display, fmt, ds.smiles_column, cols["graph"], cols["node"],
-                           cols["edge"], ds.atom_mapped, split_rows)  # fmt: skip
+                SourceFile(
+                    ds.name,
+                    local,
+                    display,
+                    fmt,
+                    ds.smiles_column,
+                    cols["graph"],
+                    cols["node"],
+                    cols["edge"],
+                    ds.atom_mapped,
+                    split_rows,
+                )  # fmt: skip
             )
         tasks.extend(ds_tasks or [])
         if ds.split_file:
@@ -134,8 +144,11 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     ds = ray.data.read_parquet([str(f) for f in pending], include_paths=True)
     ds = ds.map_batches(
         _FeaturizeShard,
-        fn_constructor_kwargs={"cfg": cfg.featurizer, "num_node_tasks": layout.widths["node"],
-                               "num_edge_tasks": layout.widths["edge"]},  # fmt: skip
+        fn_constructor_kwargs={
+            "cfg": cfg.featurizer,
+            "num_node_tasks": layout.widths["node"],
+            "num_edge_tasks": layout.widths["edge"],
+        },  # fmt: skip
         batch_size=cfg.batch_rows,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.featurize_concurrency or cluster_cpus()),
@@ -157,7 +170,9 @@ def _write_skipped(root: Path, keyed_dir: Path, mol_dir: Path, feat_dir: Path) -
     rows: list[dict] = []
     bad = keyed_dir / f"bucket={SKIPPED_BUCKET}"
     if bad.exists():
-        t = pads.dataset(str(bad), format="parquet").to_table(columns=["dataset", "src_file", "src_row", "smiles", "error"])
+        t = pads.dataset(str(bad), format="parquet").to_table(
+            columns=["dataset", "src_file", "src_row", "smiles", "error"]
+        )
         rows += [{**r, "stage": "ingest", "reason": r.pop("error")} for r in t.to_pylist()]
     for f in sorted(mol_dir.glob("skipped-*.parquet")):
         rows += pq.read_table(f).to_pylist()

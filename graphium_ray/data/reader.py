@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import zlib
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,9 +26,7 @@ def keep_split(table: pa.Table, split: str, keep_key: bool) -> pa.Table:
 
 def read_split(featurized_dir: str | Path, split: str, shuffle_files: bool = False, keep_key: bool = False):
     """The featurized rows of ``split`` that were not skipped, as a (lazy, streaming) Ray Dataset."""
-    ds = ray.data.read_parquet(
-        str(featurized_dir), num_cpus=DATA_TASK_CPUS, shuffle="files" if shuffle_files else None
-    )
+    ds = ray.data.read_parquet(str(featurized_dir), num_cpus=DATA_TASK_CPUS, shuffle="files" if shuffle_files else None)
     return ds.map_batches(
         keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
     )

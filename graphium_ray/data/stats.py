@@ -49,9 +49,7 @@ class PartialStats:
 
 def reduce_stats(partials: list[dict], widths: dict[str, int]) -> dict:
     """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per task)."""
-    result: dict = {
-        "rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}
-    }
+    result: dict = {"rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}}
     for level in LEVELS:
         w = widths[level]
         acc = {k: np.zeros(w) for k in ("count", "sum", "sumsq", "pos")}

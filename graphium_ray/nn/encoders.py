@@ -54,7 +54,9 @@ class InputEncoder(nn.Module):
 
     def forward(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
         x_in = batch.x
-        edge_in = batch.edge_attr if batch.edge_attr.shape[1] else batch.edge_attr.new_ones((batch.edge_attr.shape[0], 1))
+        edge_in = (
+            batch.edge_attr if batch.edge_attr.shape[1] else batch.edge_attr.new_ones((batch.edge_attr.shape[0], 1))
+        )
         p_NP = self.pe(batch) if self.pe is not None else None
         if p_NP is not None and self.combine == "concat":
             x_in = torch.cat([x_in, p_NP], dim=-1)

@@ -31,4 +31,6 @@ class TaskHeads(nn.Module):
                 self.order.setdefault(level, []).append(key)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {level: torch.cat([self.heads[k](inputs[level]) for k in keys], dim=-1) for level, keys in self.order.items()}
+        return {
+            level: torch.cat([self.heads[k](inputs[level]) for k in keys], dim=-1) for level, keys in self.order.items()
+        }

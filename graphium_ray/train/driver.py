@@ -8,6 +8,7 @@ unless ``train.cpus_per_worker`` says otherwise. Computed from ``ray.cluster_res
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -18,13 +19,17 @@ import ray.train
 from ray.train.torch import TorchTrainer
 
 from graphium_ray.accelerators import worker_resources
-from graphium_ray.config import RunConfig, dump_config
+from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import read_split
 from graphium_ray.train.loop import train_loop_per_worker
 
 
-def build_trainer(cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None) -> TorchTrainer:
+def build_trainer(
+    cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None
+) -> TorchTrainer:
+    if cfg.logging.wandb and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("logging.wandb=true needs wandb: pip install 'graphium-ray[wandb]'")
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     feats = prepared.featurized_dir
     # train streams from the cache every epoch; val/test are read once into the object store
@@ -37,7 +42,12 @@ def build_trainer(cfg: RunConfig, prepared: PreparedData, output_dir: Path, call
     data_info = {**prepared.manifest}
     return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": cfg.model_dump(mode="json"), "data": data_info, "threads": threads},
+        train_loop_config={
+            "run": cfg.model_dump(mode="json"),
+            "data": data_info,
+            "threads": threads,
+            "run_dir": str(output_dir.resolve()),
+        },
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.train.num_workers, use_gpu=use_gpu, resources_per_worker=resources
         ),

@@ -86,6 +86,17 @@ def _restore(model, optimizer) -> dict:
     return state
 
 
+def _wandb_run(cfg: RunConfig, run_dir: str | None):
+    """wandb, offline unless WANDB_API_KEY is set in the environment (never read from configs)."""
+    import os
+
+    import wandb
+
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    return wandb.init(project=cfg.logging.project, name=cfg.name, mode=mode, dir=run_dir,
+                      config=cfg.model_dump(mode="json"))  # fmt: skip
+
+
 def train_loop_per_worker(config: dict) -> None:
     cfg = RunConfig.model_validate(config["run"])
     data: dict = config["data"]
@@ -102,6 +113,7 @@ def train_loop_per_worker(config: dict) -> None:
     device = ray.train.torch.get_device()
     collate = GraphCollate(data["label_widths"], data["bond_dim"])
     run_started = time.time()
+    logger = _wandb_run(cfg, config.get("run_dir")) if rank == 0 and cfg.logging.wandb else None
     for epoch in range(state["epoch"], cfg.train.epochs):
         stats = _train_epoch(model, optimizer, collate, cfg, level_tasks, normalizer, device, epoch)
         graphs = sum(_gather(stats["graphs"]))
@@ -122,6 +134,8 @@ def train_loop_per_worker(config: dict) -> None:
             remaining = (cfg.train.epochs - epoch - 1) * stats["seconds"]
             print(f"[epoch {epoch + 1}/{cfg.train.epochs}] train_loss={stats['train_loss']:.4f} "
                   f"{record['graphs_per_s']:.0f} graphs/s  ETA {remaining:.0f}s", flush=True)  # fmt: skip
+        if logger is not None:
+            logger.log(metrics, step=epoch + 1)
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if rank == 0:

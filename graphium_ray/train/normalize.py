@@ -19,7 +19,9 @@ class LabelNormalizer:
             level_tasks = tasks_at(tasks, level)
             stats = label_stats.get(level, {})
             mean = [stats["mean"][i] if t.normalize else 0.0 for i, t in enumerate(level_tasks)]
-            std = [stats["std"][i] if t.normalize and stats["std"][i] > 1e-12 else 1.0 for i, t in enumerate(level_tasks)]
+            std = [
+                stats["std"][i] if t.normalize and stats["std"][i] > 1e-12 else 1.0 for i, t in enumerate(level_tasks)
+            ]
             self.mean[level] = torch.tensor(mean, dtype=torch.float32)
             self.std[level] = torch.tensor(std, dtype=torch.float32)
 
