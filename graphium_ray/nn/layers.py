@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from torch import nn
 
+from graphium_ray.nn.gated_gcn import GatedGCNLayer
 from graphium_ray.nn.gcn import GCNLayer
 from graphium_ray.nn.gin import GINLayer
 from graphium_ray.nn.gine import GINELayer
+from graphium_ray.nn.gps import GPSLayer
+from graphium_ray.nn.mpnn import MPNNPlusLayer
 
 
 class _IgnoreBatch(nn.Module):
@@ -34,4 +37,10 @@ def make_layer(kind: str, dim: int, heads: int = 4, dropout: float = 0.0) -> nn.
         return _IgnoreBatch(GINLayer(dim, dim))
     if kind == "gine":
         return _IgnoreBatch(GINELayer(dim, dim, edge_dim=dim))
+    if kind == "gated_gcn":
+        return GatedGCNLayer(dim)
+    if kind == "mpnn":
+        return MPNNPlusLayer(dim)
+    if kind == "gps":
+        return GPSLayer(dim, heads, dropout)
     raise ValueError(f"unknown layer '{kind}'")
