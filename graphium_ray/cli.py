@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (RUN/checkpoint)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p = sub.add_parser("make-data", help="write a built-in dataset (quickstart) to disk")
-    p.add_argument("name", choices=["quickstart"])
-    p.add_argument("--output", default="data/generated/quickstart")
+    p.add_argument("name", choices=["quickstart", "qm9-charges"])
+    p.add_argument("--output", default=None, help="default: data/generated/<name>")
     p.add_argument("--molecules", type=int, default=3000)
     return parser
 
@@ -121,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "make-data":
-            from graphium_ray.data.builtin import build_quickstart
+            from graphium_ray.data.builtin import build_qm9_charges, build_quickstart
 
-            paths = build_quickstart(args.output, args.molecules)
-            print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+            out = args.output or f"data/generated/{args.name.replace('-', '_')}"
+            if args.name == "quickstart":
+                print("\n".join(f"{k}: {v}" for k, v in build_quickstart(out, args.molecules).items()))
+            else:
+                print(f"charges: {build_qm9_charges(out, args.molecules)}")
             return 0
         cfg = load_config(args.config, args.overrides)
         return {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate}[args.command](args, cfg)

@@ -129,7 +129,9 @@ class FeaturizerConfig(_Strict):
         "stereo",
         "in-ring",
     ]
-    explicit_hydrogens: bool = False
+    # implicit: hydrogens removed (RDKit default); as_written: hydrogen atoms written in the SMILES
+    # are kept, none added; explicit: every hydrogen becomes a node (needed for per-atom labels with H)
+    hydrogens: Literal["implicit", "as_written", "explicit"] = "implicit"
     positional_encodings: PositionalEncodingConfig = PositionalEncodingConfig()
 
 

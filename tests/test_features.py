@@ -92,7 +92,7 @@ def test_parse_errors_carry_rdkit_reason():
 
 
 def test_atom_mapped_smiles_ordered_by_map_number():
-    mol = parse_smiles("[O:2]([H:3])[C:1]([H:4])([H:5])[H:6]", atom_mapped=True, explicit_hydrogens=True)
+    mol = parse_smiles("[O:2]([H:3])[C:1]([H:4])([H:5])[H:6]", atom_mapped=True, hydrogens="explicit")
     assert [a.GetSymbol() for a in mol.GetAtoms()] == ["C", "O", "H", "H", "H", "H"]
     assert [a.GetAtomMapNum() for a in mol.GetAtoms()] == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ParseError, match="permutation"):
@@ -101,5 +101,5 @@ def test_atom_mapped_smiles_ordered_by_map_number():
 
 def test_molecule_key_is_canonical_and_ignores_maps_and_hydrogens():
     assert molecule_key(parse_smiles("OCC")) == molecule_key(parse_smiles("CCO")) == "CCO"
-    mapped = parse_smiles("[O:2]([H:3])[C:1]([H:4])([H:5])[H:6]", atom_mapped=True, explicit_hydrogens=True)
+    mapped = parse_smiles("[O:2]([H:3])[C:1]([H:4])([H:5])[H:6]", atom_mapped=True, hydrogens="explicit")
     assert molecule_key(mapped) == "CO"

@@ -48,3 +48,53 @@ def test_toymix_trains_on_the_local_files(ray_cluster, tmp_path, capsys):
     assert len(metrics["test"]) == 19 + 12 + 3
     assert metrics["test"]["tox21/NR-AR"]["auroc"] is None or 0 <= metrics["test"]["tox21/NR-AR"]["auroc"] <= 1
     assert metrics["test"]["qm9/u0"]["mae"] > 0.1  # real units (Hartree, |u0| ~ 400), not normalized
+
+
+def test_atom_mapped_charges_follow_map_order(ray_cluster, tmp_path):
+    cfg = validate({"data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 2, "featurizer": {"hydrogens": "explicit"},
+                             "datasets": [{"name": "charges", "path": str(SHARED_DATA / "node_level" / "atomic_charges_500.csv"),
+                                           "atom_mapped": True, "tasks": [{"columns": ["charges"], "level": "node"}]}]}})  # fmt: skip
+    prepared = prepare(cfg.data)
+    m = prepared.manifest
+    assert m["rows_in"] == {"charges": 500} and m["featurized"] + m["skipped"]["total"] == 500
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    first = pacsv.read_csv(SHARED_DATA / "node_level" / "atomic_charges_500.csv").slice(0, 1).to_pylist()[0]
+    charges = [float(t) for t in first["charges"].strip("[]").split(",")]
+    feats = pq.read_table(prepared.featurized_dir).to_pandas()
+    row = feats[feats["sources"].str.endswith("|0")].iloc[0]
+    assert row["num_nodes"] == len(charges)
+    assert list(row["y_node"]) == pytest.approx(charges, abs=1e-6)  # map number i+1 ↔ charge i
+
+
+def test_graph_node_edge_toy_file_all_levels(ray_cluster, tmp_path):
+    toy = SHARED_DATA / "node_level" / "mol_atom_bond_toy.csv"
+    cfg = validate({"data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 1, "featurizer": {"hydrogens": "as_written"},
+                             "datasets": [{"name": "toy", "path": str(toy), "tasks": [
+                                 {"columns": ["mol_y*"]}, {"columns": ["atom_y*"], "level": "node"},
+                                 {"columns": ["bond_y*"], "level": "edge"}]}]}})  # fmt: skip
+    m = prepare(cfg.data).manifest
+    assert m["label_widths"] == {"graph": 2, "node": 2, "edge": 2}
+    assert m["featurized"] == 10  # 11 rows, CN twice: the second is a reported duplicate
+    with open(m["skipped"]["report"]) as fh:
+        (dup,) = list(csv.DictReader(fh))
+    assert dup["src_row"] == "3" and "duplicate" in dup["reason"] and "row 2" in dup["reason"]
+
+
+def test_largemix_standin_trains_graph_node_and_sparse_binary_tasks(ray_cluster, tmp_path):
+    from graphium_ray.data.builtin import build_qm9_charges
+
+    charges = build_qm9_charges(tmp_path / "charges", 400)
+    run = tmp_path / "run"
+    overrides = [f"data.datasets.1.path={charges}", f"data.cache_dir={tmp_path / 'cache'}",
+                 f"data.datasets.0.path={SHARED_DATA / 'largemix_standins' / 'pcqm4mv2_2k.csv'}",
+                 f"data.datasets.2.path={SHARED_DATA / 'largemix_standins' / 'toxcast.csv.gz'}",
+                 "train.epochs=1", "model.hidden_dim=32", "model.num_layers=2", "train.batch_size=128"]  # fmt: skip
+    args = ["train", str(ROOT / "sweeps" / "largemix_standin.yaml"), "--output", str(run)]
+    assert main(args + [x for o in overrides for x in ("--set", o)]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    node = metrics["test"]["qm9_charges/charges"]
+    assert node["n"] > 100 and 0 < node["mae"] < 0.5  # per-atom charges in units of e
+    assert metrics["test"]["pcqm4m_g1/homo"]["mae"] > 0
+    assert sum(1 for k in metrics["test"] if k.startswith("toxcast/")) == 617

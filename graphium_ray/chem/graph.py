@@ -47,19 +47,23 @@ class ParseError(ValueError):
     """A SMILES that RDKit cannot turn into a valid molecule; the message is the reason."""
 
 
-def parse_smiles(smiles: object, explicit_hydrogens: bool = False, atom_mapped: bool = False) -> Chem.Mol:
-    """Parse and sanitize; raise :class:`ParseError` with RDKit's reason on failure."""
+def parse_smiles(smiles: object, hydrogens: str = "implicit", atom_mapped: bool = False) -> Chem.Mol:
+    """Parse and sanitize; raise :class:`ParseError` with RDKit's reason on failure.
+
+    hydrogens: ``implicit`` (removed), ``as_written`` (H atoms of the SMILES kept, none added) or
+    ``explicit`` (all added). Atom-mapped SMILES are reordered by map number first.
+    """
     if not isinstance(smiles, str) or not smiles.strip():
         raise ParseError("empty or missing SMILES")
-    keep_h = explicit_hydrogens or atom_mapped
+    keep_h = hydrogens != "implicit" or atom_mapped
     mol = Chem.MolFromSmiles(smiles, sanitize=True) if not keep_h else None
     if mol is None:
         mol = _parse_diagnose(smiles, keep_h)
     if atom_mapped:
         mol = order_by_atom_map(mol)
-    if explicit_hydrogens:
+    if hydrogens == "explicit":
         mol = Chem.AddHs(mol)
-    elif atom_mapped:
+    elif hydrogens == "implicit" and atom_mapped:
         mol = Chem.RemoveHs(mol, sanitize=False)
     return mol
 

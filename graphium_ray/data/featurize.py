@@ -53,7 +53,7 @@ class Featurizer:
         self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0)
 
     def graph(self, smiles: str, atom_mapped: bool) -> MolGraph:
-        mol = parse_smiles(smiles, explicit_hydrogens=self.cfg.explicit_hydrogens, atom_mapped=atom_mapped)
+        mol = parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=atom_mapped)
         return mol_to_graph(mol, list(self.cfg.atom_onehot), list(self.cfg.atom_float), list(self.cfg.bond))
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -98,11 +98,9 @@ class Featurizer:
             return np.full(n_items * repeat * n_tasks, np.nan, np.float32)
         given = len(values) // n_tasks
         if given != n_items:
-            hint = (
-                ""
-                if self.cfg.explicit_hydrogens
-                else " (labels that include hydrogens need featurizer.explicit_hydrogens: true)"
-            )
+            hint = ""
+            if self.cfg.hydrogens == "implicit":
+                hint = " (labels that include hydrogens need featurizer.hydrogens: explicit or as_written)"
             raise ValueError(f"label list has {given} entries but the molecule has {n_items} {what}{hint}")
         arr = np.asarray(values, np.float32).reshape(n_items, n_tasks)
         return np.repeat(arr, repeat, axis=0).reshape(-1)

@@ -62,7 +62,7 @@ def read_rows(source: SourceFile, rows_per_batch: int):
 def _parse_batch(source: SourceFile, first_row: int, batch: pa.RecordBatch) -> pa.Table:
     n = batch.num_rows
     col = {name: batch.column(name) for name in batch.schema.names}
-    y_graph, errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns))
+    y_graph, errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns), n)
     y_node, y_edge = [], []
     for i in range(n):
         node, edge = np.zeros(0, np.float32), np.zeros(0, np.float32)

@@ -52,13 +52,12 @@ def parse_list(value: object, field: str) -> list[float] | None:
     return values
 
 
-def graph_label_matrix(columns: list[pa.Array], names: list[str]) -> tuple[np.ndarray, dict[int, str]]:
+def graph_label_matrix(columns: list[pa.Array], names: list[str], n_rows: int) -> tuple[np.ndarray, dict[int, str]]:
     """A batch's graph-level labels as (n_rows, T) float32, plus ``{row: error}`` for bad cells.
 
     Vectorized through Arrow casts; a column whose cast fails is re-parsed cell by cell so the
     error names the exact row and field.
     """
-    n_rows = len(columns[0]) if columns else 0
     out = np.full((n_rows, len(names)), np.nan, dtype=np.float32)
     errors: dict[int, str] = {}
     for j, (col, name) in enumerate(zip(columns, names, strict=True)):
