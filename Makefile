@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/graphium-ray train sweeps/quickstart.yaml
 
 test: install
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra --durations=15
 
 lint: install
 	$(BIN)/ruff check graphium_ray tests platform

@@ -182,6 +182,9 @@ class TrainConfig(_Strict):
     max_failures: int = Field(default=0, ge=-1)
     seed: int = 0
     grad_clip: float | None = Field(default=5.0, gt=0.0)
+    # where Ray Train keeps checkpoints: shared storage (s3://, gs://, NFS) on a multi-node cluster;
+    # default: <run dir>/ray
+    storage_path: str | None = None
 
 
 class LoggingConfig(_Strict):

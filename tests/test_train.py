@@ -34,9 +34,13 @@ def small_mix(tmp_path_factory):
     return d, path
 
 
-def test_two_worker_training_writes_a_complete_run_directory(ray_cluster, small_mix, capsys):
+SECRET = "planted-wandb-key-5f3a9c1e"
+
+
+def test_two_worker_training_writes_a_complete_run_directory(ray_cluster, small_mix, capsys, monkeypatch):
     d, cfg_path = small_mix
     run = d / "run"
+    monkeypatch.setenv("WANDB_API_KEY", SECRET)
     assert main(["train", str(cfg_path), "--output", str(run)]) == 0
     out = capsys.readouterr().out
     assert "qm9/gap" in out and "desc/has_ring" in out
@@ -96,3 +100,10 @@ def test_unwritable_output_fails_fast(tmp_path, small_mix, capsys):
         target = tmp_path / "file" / "run"
     assert main(["train", str(cfg_path), "--output", str(target)]) == 2
     assert "not writable" in capsys.readouterr().err
+
+
+def test_no_secret_from_the_environment_lands_in_the_run_directory(small_mix):
+    d, _ = small_mix
+    files = [p for p in (d / "run").rglob("*") if p.is_file()]
+    assert len(files) > 5
+    assert not [p for p in files if SECRET.encode() in p.read_bytes()]

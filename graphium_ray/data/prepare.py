@@ -76,6 +76,19 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
+READ_CPUS = 0.25  # reading/parsing tasks: small logical share so actor pools never starve them
+
+
+def actor_pool(cfg: DataConfig) -> dict:
+    """map_batches arguments for an RDKit actor pool sized to the cluster. On a 1-CPU cluster each
+    actor claims half a CPU, or Ray Data's file listing (1 CPU) could never be scheduled."""
+    cpus = cluster_cpus()
+    return {
+        "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.featurize_concurrency or cpus),
+        "num_cpus": 1.0 if cpus >= 2 else 0.5,
+    }
+
+
 def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None:
     if (keyed_dir / "_SUCCESS").exists():
         return
@@ -87,19 +100,19 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None
             yield from read_rows(item, rows_per_batch)
 
     ds = ray.data.from_items(sources, override_num_blocks=len(sources))
-    ds = ds.map_batches(read, batch_size=1, batch_format="numpy")
+    ds = ds.map_batches(read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS)
     ds = ds.map_batches(
         KeyMolecules,
         fn_constructor_kwargs={"num_buckets": cfg.num_shards},
         batch_size=rows_per_batch,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.featurize_concurrency or cluster_cpus()),
+        **actor_pool(cfg),
     )
-    ds.write_parquet(str(keyed_dir), partition_cols=["bucket"])
+    ds.write_parquet(str(keyed_dir), partition_cols=["bucket"], ray_remote_args={"num_cpus": READ_CPUS})
     (keyed_dir / "_SUCCESS").touch()
 
 
-@ray.remote(num_cpus=1)
+@ray.remote(num_cpus=READ_CPUS * 2)
 def _merge_task(bucket_dir: str, out_path: str, skipped_path: str, layout: LabelLayout, seed: int, fractions) -> int:
     return merge_bucket(Path(bucket_dir), Path(out_path), Path(skipped_path), layout, seed, fractions)
 
@@ -141,7 +154,7 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
         return
     for f in pending:
         shutil.rmtree(feat_dir / f"shard={f.stem}", ignore_errors=True)
-    ds = ray.data.read_parquet([str(f) for f in pending], include_paths=True)
+    ds = ray.data.read_parquet([str(f) for f in pending], include_paths=True, num_cpus=READ_CPUS)
     ds = ds.map_batches(
         _FeaturizeShard,
         fn_constructor_kwargs={
@@ -151,15 +164,16 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
         },  # fmt: skip
         batch_size=cfg.batch_rows,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.featurize_concurrency or cluster_cpus()),
+        **actor_pool(cfg),
     )
-    ds.write_parquet(str(feat_dir), partition_cols=["shard"])
+    ds.write_parquet(str(feat_dir), partition_cols=["shard"], ray_remote_args={"num_cpus": READ_CPUS})
 
 
 def _label_stats(feat_dir: Path, layout: LabelLayout) -> dict:
-    ds = ray.data.read_parquet(str(feat_dir), columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"])
+    ds = ray.data.read_parquet(str(feat_dir), columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"],
+                               num_cpus=READ_CPUS)  # fmt: skip
     partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths}, batch_format="pyarrow",
-                              compute=ray.data.ActorPoolStrategy(size=1)).take_all()  # fmt: skip
+                              compute=ray.data.ActorPoolStrategy(size=1), num_cpus=READ_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths)
 
 

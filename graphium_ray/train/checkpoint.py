@@ -1,9 +1,9 @@
 """Checkpoint I/O and model construction from a config + manifest.
 
 A checkpoint directory holds: ``model.pt`` (state dict), ``optimizer.pt``, ``state.json``
-(epoch, history), ``config.yaml`` (the resolved run config) and ``data.json`` (tasks, feature
+(epoch, history), ``config.yaml`` (the resolved run config), ``data.json`` (tasks, feature
 widths, label statistics: everything needed to rebuild the model and read its outputs in
-real units). Tensors are loaded with ``torch.load(weights_only=True)``: no pickled code runs.
+real units) and, under µP, ``mup_base_shapes.json``. Tensors are loaded with ``torch.load(weights_only=True)``: no pickled code runs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from graphium_ray.config import RunConfig, dump_config, validate
+from graphium_ray.nn.mup import apply_mup, base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec
 
@@ -22,9 +23,23 @@ DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "fe
 
 
 def build_model(cfg: RunConfig, data: dict) -> MultiTaskGNN:
+    """The configured network; under µP re-initialised against the base-width shapes, with the
+    learning-rate multipliers in ``model.lr_mult`` (used by the optimizer builder)."""
     pe = data["featurizer"]["positional_encodings"]
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
-    return MultiTaskGNN(cfg.model, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"], pe["random_walk_k"])
+
+    def make(model_cfg):
+        return MultiTaskGNN(
+            model_cfg, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"], pe["random_walk_k"]
+        )
+
+    model = make(cfg.model)
+    model.lr_mult = {}
+    if cfg.model.parametrization == "mup":
+        base = make(cfg.model.model_copy(update={"hidden_dim": cfg.model.base_hidden_dim}))
+        model.base_shapes = base_shapes(base)
+        model.lr_mult = apply_mup(model, model.base_shapes, cfg.model.hidden_dim / cfg.model.base_hidden_dim)
+    return model
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -36,6 +51,8 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
     (directory / "state.json").write_text(json.dumps(state, indent=2))
     (directory / "config.yaml").write_text(dump_config(cfg))
     (directory / "data.json").write_text(json.dumps({k: data[k] for k in DATA_KEYS if k in data}, indent=1))
+    if getattr(model, "base_shapes", None):  # µP: the base shapes travel with the weights
+        (directory / "mup_base_shapes.json").write_text(json.dumps(model.base_shapes))
 
 
 def load_checkpoint(directory: str | Path) -> tuple[RunConfig, dict, MultiTaskGNN, dict]:
@@ -46,6 +63,9 @@ def load_checkpoint(directory: str | Path) -> tuple[RunConfig, dict, MultiTaskGN
     cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))
     data = json.loads((directory / "data.json").read_text())
     model = build_model(cfg, data)
+    saved_shapes = directory / "mup_base_shapes.json"
+    if saved_shapes.exists() and json.loads(saved_shapes.read_text()) != model.base_shapes:
+        raise ValueError(f"{directory}: the saved µP base shapes differ from those of the config's base width")
     model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
     state = json.loads((directory / "state.json").read_text())
     return cfg, data, model, state

@@ -21,7 +21,7 @@ from ray.train.torch import TorchTrainer
 from graphium_ray.accelerators import worker_resources
 from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
-from graphium_ray.data.reader import read_split
+from graphium_ray.data.reader import DATA_TASK_CPUS, read_split
 from graphium_ray.train.loop import train_loop_per_worker
 
 
@@ -55,7 +55,7 @@ def build_trainer(
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
             name="train",
-            storage_path=str((output_dir / "ray").resolve()),
+            storage_path=cfg.train.storage_path or str((output_dir / "ray").resolve()),
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
@@ -67,9 +67,10 @@ def write_splits(prepared: PreparedData, output_dir: Path) -> None:
     """Save the split assignment of every usable molecule (mol_key, split) with the run."""
     out = output_dir / "splits"
     shutil.rmtree(out, ignore_errors=True)
-    ds = ray.data.read_parquet(str(prepared.featurized_dir), columns=["mol_key", "split", "skip_reason"])
+    ds = ray.data.read_parquet(str(prepared.featurized_dir), columns=["mol_key", "split", "skip_reason"],
+                               num_cpus=DATA_TASK_CPUS)  # fmt: skip
     ds = ds.filter(expr="split != 'unassigned'").select_columns(["mol_key", "split", "skip_reason"])
-    ds.write_parquet(str(out))
+    ds.write_parquet(str(out), ray_remote_args={"num_cpus": DATA_TASK_CPUS})
 
 
 def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path) -> dict:

@@ -1,0 +1,119 @@
+"""``graphium-ray sweep``: Ray Tune over Ray Train trials (the Train V2 pattern).
+
+Each trial is a driver function that builds and fits a ``TorchTrainer`` and forwards its reports
+to Tune with ``TuneReportCallback``. The data are prepared once, before the sweep; every trial
+reads the same cache. The objective is a validation metric (see ``sweep_config``). Results:
+``trials.csv`` / ``trials.parquet`` (one row per trial: parameters and last metrics),
+``best_params.json`` and ``best_config.yaml`` in the sweep directory. Rerunning the same command
+resumes an interrupted sweep.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ray import tune
+
+from graphium_ray.config import apply_overrides, validate
+from graphium_ray.data.cache import PreparedData
+from graphium_ray.data.prepare import prepare
+from graphium_ray.tune.sweep_config import SweepConfig, load_sweep
+
+
+def _space(sweep: SweepConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, d in sweep.search_space.items():
+        if d.type == "loguniform":
+            out[key] = tune.loguniform(d.low, d.high)
+        elif d.type == "uniform":
+            out[key] = tune.uniform(d.low, d.high)
+        elif d.type == "randint":
+            out[key] = tune.randint(int(d.low), int(d.high) + 1)
+        elif d.type == "grid":
+            out[key] = tune.grid_search(d.values)
+        else:
+            out[key] = tune.choice(d.values)
+    return out
+
+
+def _search_alg(sweep: SweepConfig):
+    if sweep.search.algorithm != "optuna":
+        return None  # Tune's basic variant generator: random sampling / grid
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(seed=sweep.search.seed)
+
+
+def _scheduler(sweep: SweepConfig, max_epochs: int):
+    if sweep.scheduler.type == "fifo":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=max_epochs, grace_period=sweep.scheduler.grace_period,
+                         reduction_factor=sweep.scheduler.reduction_factor)  # fmt: skip
+
+
+def _overrides(params: dict[str, Any]) -> list[str]:
+    return [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in params.items()]
+
+
+def make_trial(base_raw: dict, prepared_root: str, trials_dir: str):
+    """The Tune trainable: one Ray Train run with the sampled parameters."""
+
+    def trial(params: dict[str, Any]) -> None:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        from graphium_ray.train.driver import build_trainer
+
+        cfg = validate(apply_overrides(base_raw, _overrides(params)), "sweep trial")
+        run_dir = Path(trials_dir) / tune.get_context().get_trial_id()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        trainer = build_trainer(cfg, PreparedData.load(prepared_root), run_dir, callbacks=[TuneReportCallback()])
+        trainer.fit()
+
+    return trial
+
+
+def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
+    sweep, base_raw, base = load_sweep(path)
+    out = Path(output_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = prepare(base.data)
+    trainable = tune.with_resources(make_trial(base_raw, str(prepared.root), str(out / "trials")), {"CPU": 0})
+    experiment = out / sweep.name
+    if tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=_space(sweep),
+            tune_config=tune.TuneConfig(
+                metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+                max_concurrent_trials=sweep.max_concurrent_trials, search_alg=_search_alg(sweep),
+                scheduler=_scheduler(sweep, base.train.epochs),
+            ),
+            run_config=tune.RunConfig(name=sweep.name, storage_path=str(out)),
+        )  # fmt: skip
+    results = tuner.fit()
+    return write_results(results, sweep, base_raw, out, str(path))
+
+
+def write_results(results, sweep: SweepConfig, base_raw: dict, out: Path, source: str) -> dict[str, Any]:
+    frame = results.get_dataframe()
+    keep = [c for c in frame.columns if c.startswith("config/") or c.startswith("val/") or c in
+            ("trial_id", "training_iteration", "train_loss", "epoch", "time_total_s")]  # fmt: skip
+    table = frame[keep].sort_values(sweep.metric, ascending=sweep.mode == "min")
+    table.to_csv(out / "trials.csv", index=False)
+    table.to_parquet(out / "trials.parquet", index=False)
+    best = results.get_best_result(metric=sweep.metric, mode=sweep.mode)
+    params = {k: best.config[k] for k in sweep.search_space}
+    summary = {"sweep": source, "metric": sweep.metric, "mode": sweep.mode, "value": best.metrics[sweep.metric],
+               "params": params, "trials": len(frame)}  # fmt: skip
+    (out / "best_params.json").write_text(json.dumps(summary, indent=2, default=float))
+    best_raw = apply_overrides(base_raw, _overrides(params))
+    header = f"# best of sweep {source} on {sweep.metric} ({sweep.mode}) = {best.metrics[sweep.metric]:.6g}\n"
+    (out / "best_config.yaml").write_text(header + yaml.safe_dump(best_raw, sort_keys=False))
+    return summary

@@ -1,0 +1,46 @@
+"""µP: parameter classification, checkpoint round trip, and the coordinate check."""
+
+import numpy as np
+import pytest
+import torch
+
+from graphium_ray.config import ModelConfig
+from graphium_ray.nn.linear import MuLinear
+from graphium_ray.nn.mup import classify
+from graphium_ray.train.coord_check import coord_check, write
+
+
+def test_classification_by_base_shape():
+    assert classify(torch.Size([256, 256]), [64, 64]) == "matrix"
+    assert classify(torch.Size([32, 512]), [32, 128]) == "readout"
+    assert classify(torch.Size([256, 44]), [64, 44]) == "vector"  # input embedding
+    assert classify(torch.Size([256]), [64]) == "vector"  # bias / norm
+
+
+def test_mup_model_rescales_readouts_and_learning_rates():
+    from graphium_ray.config import RunConfig
+    from graphium_ray.train.checkpoint import build_model
+    from graphium_ray.train.coord_check import TASKS, _data_info
+    from graphium_ray.train.optim import build_optimizer
+
+    cfg = RunConfig(data={"datasets": [{"name": "r", "path": "-", "tasks": [{"columns": ["y"]}]}]},
+                    model=ModelConfig(hidden_dim=256, base_hidden_dim=64, parametrization="mup", norm="none"),
+                    train={"lr": 0.01})  # fmt: skip
+    model = build_model(cfg, _data_info(79))
+    readouts = [m for m in model.modules() if isinstance(m, MuLinear) and m.output_mult != 1.0]
+    assert readouts and all(m.output_mult == pytest.approx(0.25) for m in readouts)
+    assert {g["lr"] for g in build_optimizer(model, cfg).param_groups} == {0.01, 0.0025}
+    hidden = model.blocks[0].conv.layer.mlp.net[-1].weight  # 256 x 256: N(0, 1/fan_in)
+    assert hidden.std().item() == pytest.approx(1 / np.sqrt(256), rel=0.1)
+    assert TASKS
+
+
+def test_coordinate_check_flat_under_mup_and_growing_under_sp(tmp_path):
+    result = coord_check([32, 128, 512], seeds=2)
+    png = write(result, tmp_path)
+    assert png.stat().st_size > 10_000
+    for layer in result["mup"][32]:
+        scales = [result["mup"][w][layer] for w in (32, 128, 512)]
+        assert max(scales) / min(scales) < 4.0, (layer, scales)  # stated tolerance: within 4x across 16x width
+    sp_last = [result["sp"][w]["block_2"] for w in (32, 128, 512)]
+    assert sp_last[-1] / sp_last[0] > 20.0, sp_last  # standard parametrization blows up with width
