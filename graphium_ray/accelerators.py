@@ -34,7 +34,8 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
     if train.cpus_per_worker is not None:
         per_worker = train.cpus_per_worker
     else:
-        reserve = max(1.0, 0.1 * cpus)  # Ray Data's listing task needs one whole CPU
+        # Ray Data's file listing needs one whole CPU; 0.05 more leaves room for a Tune trial's driver
+        reserve = max(1.05, 0.1 * cpus)
         per_worker = (cpus - reserve) / train.num_workers
     if per_worker <= 0 or per_worker * train.num_workers > cpus:
         raise ConfigError(

@@ -1,4 +1,4 @@
-"""``graphium-ray``: prepare | train | evaluate | make-data.
+"""``graphium-ray``: prepare | train | evaluate | sweep | coord-check | make-data.
 
 Every command takes a YAML config, repeatable ``--set dotted.key=value`` overrides and ``--output``.
 With ``RAY_ADDRESS`` set (e.g. under ``ray job submit``) it joins that cluster; otherwise it starts
@@ -37,7 +37,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="ingest + featurize into the cache (reused when inputs are unchanged)")
     _common(p)
     p.add_argument("--force", action="store_true", help="rebuild the cache even if it exists")
-    _common(sub.add_parser("train", help="prepare (if needed) and train; writes metrics.json and a checkpoint"))
+    p = sub.add_parser("train", help="prepare (if needed) and train; writes metrics.json and a checkpoint")
+    _common(p)
+    p.add_argument("--from-sweep", default=None, metavar="SWEEP_DIR",
+                   help="start from the best hyperparameters of a finished sweep (µP transfer: add "
+                        "--set model.hidden_dim=WIDE); --set overrides still win")  # fmt: skip
+    p = sub.add_parser("sweep", help="Ray Tune sweep (Optuna + ASHA) over Ray Train trials")
+    p.add_argument("sweep", help="sweep YAML (see sweeps/quickstart_sweep.yaml)")
+    p.add_argument("--output", default=None, help="sweep directory (default: runs/sweeps/<name>)")
+    p.add_argument("--num-cpus", type=int, default=None)
+    p = sub.add_parser("coord-check", help="µP coordinate check: activation scale vs width, PNG + JSON")
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256, 512])
+    p.add_argument("--lr", type=float, default=0.03)
+    p.add_argument("--output", default="runs/coord_check")
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split of the config's data")
     _common(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (RUN/checkpoint)")
@@ -95,6 +107,8 @@ def cmd_train(args, cfg: RunConfig) -> int:
     skipped = prepared.manifest["skipped"]
     if skipped["total"]:
         print(f"note: {skipped['total']} input rows were skipped; see {skipped['report']}")
+    if getattr(args, "provenance", None):
+        (run_dir / "hyperparameters_from.json").write_text(json.dumps(args.provenance, indent=2, default=float))
     metrics = run_training(cfg, prepared, run_dir)
     print(metrics_table(metrics))
     print(f"\nrun directory: {run_dir}  (metrics.json, checkpoint/, splits/)")
@@ -116,6 +130,42 @@ def cmd_evaluate(args, cfg: RunConfig) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from graphium_ray.tune.sweep import run_sweep
+    from graphium_ray.tune.sweep_config import load_sweep
+
+    sweep, _, _ = load_sweep(args.sweep)  # validate before starting Ray
+    _init_ray(args.num_cpus)
+    out = Path(args.output or Path("runs") / "sweeps" / sweep.name)
+    summary = run_sweep(args.sweep, out)
+    print(f"best {summary['metric']} = {summary['value']:.6g} with {summary['params']} ({summary['trials']} trials)")
+    print(f"sweep directory: {out}  (trials.csv, best_params.json, best_config.yaml)")
+    return 0
+
+
+def cmd_coord_check(args) -> int:
+    from graphium_ray.train.coord_check import coord_check, write
+
+    result = coord_check(sorted(args.widths), lr=args.lr)
+    png = write(result, args.output)
+    for param in ("sp", "mup"):
+        last = {w: round(v["block_2"], 3) for w, v in result[param].items()}
+        print(f"{param:>4}: last block mean |activation| by width {last}")
+    print(f"plot: {png}")
+    return 0
+
+
+def sweep_overrides(sweep_dir: str) -> tuple[list[str], dict]:
+    """Best parameters of a finished sweep as --set overrides, and where they came from."""
+    from graphium_ray.tune.sweep import _overrides
+
+    best = Path(sweep_dir) / "best_params.json"
+    if not best.is_file():
+        raise ConfigError(f"--from-sweep {sweep_dir}: no best_params.json (has the sweep finished?)")
+    summary = json.loads(best.read_text())
+    return _overrides(summary["params"]), {"sweep_dir": str(Path(sweep_dir).resolve()), **summary}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -129,7 +179,16 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"charges: {build_qm9_charges(out, args.molecules)}")
             return 0
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        if args.command == "coord-check":
+            return cmd_coord_check(args)
+        provenance = None
+        if getattr(args, "from_sweep", None):
+            from_sweep, provenance = sweep_overrides(args.from_sweep)
+            args.overrides = from_sweep + args.overrides
         cfg = load_config(args.config, args.overrides)
+        args.provenance = provenance
         return {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate}[args.command](args, cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -22,6 +22,8 @@ from graphium_ray.data.cache import PreparedData
 from graphium_ray.data.prepare import prepare
 from graphium_ray.tune.sweep_config import SweepConfig, load_sweep
 
+TRIAL_DRIVER_CPUS = 0.01  # the trial only drives a TorchTrainer, whose workers reserve their own CPUs
+
 
 def _space(sweep: SweepConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -82,7 +84,9 @@ def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
     out = Path(output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare(base.data)
-    trainable = tune.with_resources(make_trial(base_raw, str(prepared.root), str(out / "trials")), {"CPU": 0})
+    trainable = tune.with_resources(
+        make_trial(base_raw, str(prepared.root), str(out / "trials")), {"CPU": TRIAL_DRIVER_CPUS}
+    )
     experiment = out / sweep.name
     if tune.Tuner.can_restore(str(experiment)):
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_errored=True)

@@ -1,0 +1,66 @@
+"""A real Ray Tune sweep (Optuna + ASHA, 4 trials, each a Ray Train run) on tiny data, the
+validation-only rule, and µP transfer with --from-sweep."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from graphium_ray.cli import main
+from graphium_ray.config import ConfigError
+from graphium_ray.data.builtin import QM9_PROPERTIES, qm9_sample
+from graphium_ray.tune.sweep_config import load_sweep
+
+
+@pytest.fixture(scope="module")
+def sweep_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    table = qm9_sample(160, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
+    pq.write_table(table, d / "qm9.parquet")
+    base = {"name": "tiny", "data": {"cache_dir": str(d / "cache"), "num_shards": 1, "datasets": [
+                {"name": "qm9", "path": str(d / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
+            "model": {"hidden_dim": 16, "base_hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16,
+                      "parametrization": "mup"},
+            "train": {"epochs": 2, "batch_size": 32, "num_workers": 1}}  # fmt: skip
+    (d / "base.yaml").write_text(yaml.safe_dump(base))
+    sweep = {"name": "tiny_lr", "base": str(d / "base.yaml"),
+             "search_space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
+             "search": {"algorithm": "optuna", "seed": 0},
+             "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+             "num_samples": 4, "metric": "val/qm9/gap/mae", "mode": "min"}  # fmt: skip
+    (d / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    return d
+
+
+def test_test_split_objective_is_refused(sweep_files, tmp_path):
+    raw = yaml.safe_load((sweep_files / "sweep.yaml").read_text())
+    raw["metric"] = "test/qm9/gap/mae"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="validation split only"):
+        load_sweep(tmp_path / "bad.yaml")
+
+
+def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, capsys):
+    out = sweep_files / "out"
+    assert main(["sweep", str(sweep_files / "sweep.yaml"), "--output", str(out)]) == 0
+    trials = pd.read_csv(out / "trials.csv")
+    assert len(trials) == 4 and "config/train.lr" in trials and "val/qm9/gap/mae" in trials
+    best = json.loads((out / "best_params.json").read_text())
+    assert best["value"] == pytest.approx(trials["val/qm9/gap/mae"].min())
+    best_cfg = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert best_cfg["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
+
+
+def test_from_sweep_trains_a_wider_model_with_the_best_hyperparameters(ray_cluster, sweep_files):
+    out, run = sweep_files / "out", sweep_files / "wide"
+    assert main(["train", str(sweep_files / "base.yaml"), "--from-sweep", str(out), "--set", "model.hidden_dim=64",
+                 "--set", "train.epochs=1", "--output", str(run)]) == 0  # fmt: skip
+    used = yaml.safe_load((run / "config.yaml").read_text())
+    best = json.loads((out / "best_params.json").read_text())
+    assert used["train"]["lr"] == pytest.approx(best["params"]["train.lr"]) and used["model"]["hidden_dim"] == 64
+    assert json.loads((run / "hyperparameters_from.json").read_text())["params"] == best["params"]
+    assert (run / "checkpoint" / "mup_base_shapes.json").is_file()
