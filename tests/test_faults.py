@@ -26,6 +26,7 @@ def qm9_file(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("faults")
     table = qm9_sample(3000, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
     pq.write_table(table, d / "qm9.parquet")
+    pq.write_table(table.slice(0, 800), d / "qm9_small.parquet")  # training: enough for 5 short epochs
     return d / "qm9.parquet"
 
 
@@ -59,7 +60,7 @@ def test_killed_training_worker_resumes_from_last_checkpoint(ray_cluster, qm9_fi
     from graphium_ray.data.prepare import prepare
     from graphium_ray.train.driver import run_training
 
-    cfg = validate(run_cfg(qm9_file, tmp_path / "cache", epochs=5, max_failures=2))
+    cfg = validate(run_cfg(qm9_file.with_name("qm9_small.parquet"), tmp_path / "cache", epochs=5, max_failures=2))
     prepared = prepare(cfg.data)
     run = tmp_path / "run"
     result: dict = {}

@@ -61,7 +61,7 @@ def wait_for_job_agent(address: str, env: dict, timeout: float = 120.0) -> None:
         time.sleep(2)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def head_node(ray_cluster):
     temp_dir = tempfile.mkdtemp(prefix="grh_", dir="/tmp")  # short: Ray's socket paths have a length limit
     dash = free_port()

@@ -25,13 +25,13 @@ def sweep_files(tmp_path_factory):
                 {"name": "qm9", "path": str(d / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
             "model": {"hidden_dim": 16, "base_hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16,
                       "parametrization": "mup"},
-            "train": {"epochs": 2, "batch_size": 32, "num_workers": 1}}  # fmt: skip
+            "train": {"epochs": 2, "batch_size": 32, "num_workers": 1, "cpus_per_worker": 0.4}}  # fmt: skip
     (d / "base.yaml").write_text(yaml.safe_dump(base))
     sweep = {"name": "tiny_lr", "base": str(d / "base.yaml"),
              "search_space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
              "search": {"algorithm": "optuna", "seed": 0},
              "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-             "num_samples": 4, "metric": "val/qm9/gap/mae", "mode": "min"}  # fmt: skip
+             "num_samples": 4, "max_concurrent_trials": 2, "metric": "val/qm9/gap/mae", "mode": "min"}  # fmt: skip
     (d / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     return d
 
