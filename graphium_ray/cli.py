@@ -157,13 +157,13 @@ def cmd_coord_check(args) -> int:
 
 def sweep_overrides(sweep_dir: str) -> tuple[list[str], dict]:
     """Best parameters of a finished sweep as --set overrides, and where they came from."""
-    from graphium_ray.tune.sweep import _overrides
+    from graphium_ray.tune.sweep import params_as_overrides
 
     best = Path(sweep_dir) / "best_params.json"
     if not best.is_file():
         raise ConfigError(f"--from-sweep {sweep_dir}: no best_params.json (has the sweep finished?)")
     summary = json.loads(best.read_text())
-    return _overrides(summary["params"]), {"sweep_dir": str(Path(sweep_dir).resolve()), **summary}
+    return params_as_overrides(summary["params"]), {"sweep_dir": str(Path(sweep_dir).resolve()), **summary}
 
 
 def main(argv: list[str] | None = None) -> int:

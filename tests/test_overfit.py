@@ -1,13 +1,11 @@
 """The model and masked loss can fit a tiny multi-task set (no Ray: the plain nn.Module)."""
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from graphium_ray.config import FeaturizerConfig, ModelConfig
 from graphium_ray.data.builtin import reference_table
-from graphium_ray.data.collate import collate_arrays
-from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
@@ -22,15 +20,9 @@ def test_tiny_multitask_set_reaches_low_loss():
     mean, std = np.nanmean(y[:, :2], 0), np.nanstd(y[:, :2], 0)
     y[:, :2] = (y[:, :2] - mean) / std
     fcfg = FeaturizerConfig(positional_encodings={"laplacian_k": 4, "random_walk_k": 4})
-    rows = pa.table({"mol_key": ref["smiles"], "split": ["train"] * len(y), "sources": [""] * len(y),
-                     "smiles": ref["smiles"], "atom_mapped": [False] * len(y), "y_graph": y.tolist(),
-                     "y_node": [[]] * len(y), "y_edge": [[]] * len(y)})  # fmt: skip
-    feats = Featurizer(fcfg, 0, 0)(rows)
+    feats = featurize_smiles(ref["smiles"], y, fcfg)
     assert feats.column("skip_reason").null_count == len(y)
-    batch_np = {c: np.array(feats.column(c).to_pylist(), dtype=object) for c in feats.column_names}
-    batch_np["num_nodes"] = np.array(feats.column("num_nodes").to_pylist())
-    batch_np["num_edges"] = np.array(feats.column("num_edges").to_pylist())
-    batch = collate_arrays(batch_np, {"graph": 3, "node": 0, "edge": 0}, bond_dim=13)
+    batch = rows_to_batch(feats, {"graph": 3, "node": 0, "edge": 0}, bond_dim=13)
     tasks = [TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True),
              TaskSpec("d", "tpsa", "graph", "regression", "mse", ("mae",), True),
              TaskSpec("d", "has_ring", "graph", "binary", "bce", ("auroc",), False)]  # fmt: skip

@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import reference_table
-from graphium_ray.data.collate import collate_arrays
-from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.checkpoint import build_model
 from graphium_ray.train.losses import multitask_loss
@@ -29,19 +27,11 @@ TASKS = [TaskSpec("ref", "logp", "graph", "regression", "mse", ("mae",), True),
 
 
 def reference_batch():
+    """The built-in reference molecules with standardized RDKit logP and TPSA labels."""
     ref = reference_table().to_pydict()
     y = np.array([ref["logp"], ref["tpsa"]], dtype=np.float32).T
-    y = (y - y.mean(0)) / y.std(0)
-    n = len(y)
-    rows = pa.table({"mol_key": ref["smiles"], "split": ["train"] * n, "sources": [""] * n, "smiles": ref["smiles"],
-                     "atom_mapped": [False] * n, "y_graph": y.tolist(), "y_node": [[]] * n, "y_edge": [[]] * n})  # fmt: skip
-    feats = Featurizer(FeaturizerConfig(), 0, 0)(rows)
-    cols = {c: np.array(feats.column(c).to_pylist(), dtype=object) for c in feats.column_names}
-    for c in ("num_nodes", "num_edges"):
-        cols[c] = np.array(feats.column(c).to_pylist())
-    return collate_arrays(cols, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13), int(
-        feats.column("x").type.value_type.byte_width
-    )
+    feats = featurize_smiles(ref["smiles"], (y - y.mean(0)) / y.std(0), FeaturizerConfig())
+    return rows_to_batch(feats, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13)
 
 
 def _data_info(atom_dim: int) -> dict:
@@ -53,7 +43,7 @@ def activation_scales(parametrization: str, width: int, base_width: int, lr: flo
                       seed: int = 0) -> dict[str, float]:  # fmt: skip
     """Mean |activation| per block output and of the graph head output after ``steps`` Adam steps."""
     torch.manual_seed(seed)
-    batch, _ = reference_batch()
+    batch = reference_batch()
     model_cfg = ModelConfig(layer=layer, hidden_dim=width, base_hidden_dim=base_width, num_layers=3, norm="none",
                             parametrization=parametrization, head_hidden_dim=32, pooling=["mean"])  # fmt: skip
     cfg = RunConfig(data={"datasets": [{"name": "ref", "path": "-", "tasks": [{"columns": ["logp"]}]}]},

@@ -58,7 +58,7 @@ def _scheduler(sweep: SweepConfig, max_epochs: int):
                          reduction_factor=sweep.scheduler.reduction_factor)  # fmt: skip
 
 
-def _overrides(params: dict[str, Any]) -> list[str]:
+def params_as_overrides(params: dict[str, Any]) -> list[str]:
     return [f"{k}={json.dumps(v) if isinstance(v, (list, dict)) else v}" for k, v in params.items()]
 
 
@@ -70,7 +70,7 @@ def make_trial(base_raw: dict, prepared_root: str, trials_dir: str):
 
         from graphium_ray.train.driver import build_trainer
 
-        cfg = validate(apply_overrides(base_raw, _overrides(params)), "sweep trial")
+        cfg = validate(apply_overrides(base_raw, params_as_overrides(params)), "sweep trial")
         run_dir = Path(trials_dir) / tune.get_context().get_trial_id()
         run_dir.mkdir(parents=True, exist_ok=True)
         trainer = build_trainer(cfg, PreparedData.load(prepared_root), run_dir, callbacks=[TuneReportCallback()])
@@ -117,7 +117,7 @@ def write_results(results, sweep: SweepConfig, base_raw: dict, out: Path, source
     summary = {"sweep": source, "metric": sweep.metric, "mode": sweep.mode, "value": best.metrics[sweep.metric],
                "params": params, "trials": len(frame)}  # fmt: skip
     (out / "best_params.json").write_text(json.dumps(summary, indent=2, default=float))
-    best_raw = apply_overrides(base_raw, _overrides(params))
+    best_raw = apply_overrides(base_raw, params_as_overrides(params))
     header = f"# best of sweep {source} on {sweep.metric} ({sweep.mode}) = {best.metrics[sweep.metric]:.6g}\n"
     (out / "best_config.yaml").write_text(header + yaml.safe_dump(best_raw, sort_keys=False))
     return summary

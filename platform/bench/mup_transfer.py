@@ -20,8 +20,7 @@ import torch
 
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import qm9_sample
-from graphium_ray.data.collate import collate_arrays
-from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.checkpoint import build_model
 from graphium_ray.train.losses import multitask_loss
@@ -37,18 +36,10 @@ def batches(n: int, batch_size: int, seed: int = 0):
     train_idx, val_idx = order[: int(0.8 * len(y))], order[int(0.8 * len(y)) :]
     mean, std = y[train_idx].mean(0), y[train_idx].std(0)
     y = (y - mean) / std
-    smiles = table["SMILES"]
-    rows = pa.table({"mol_key": smiles, "split": ["train"] * len(y), "sources": [""] * len(y), "smiles": smiles,
-                     "atom_mapped": [False] * len(y), "y_graph": y.tolist(), "y_node": [[]] * len(y),
-                     "y_edge": [[]] * len(y)})  # fmt: skip
-    feats = Featurizer(FeaturizerConfig(), 0, 0)(rows)
+    feats = featurize_smiles(table["SMILES"], y, FeaturizerConfig())
 
     def collate(idx):
-        part = feats.take(pa.array(idx))
-        cols = {c: np.array(part.column(c).to_pylist(), dtype=object) for c in part.column_names}
-        for c in ("num_nodes", "num_edges"):
-            cols[c] = np.array(part.column(c).to_pylist())
-        return collate_arrays(cols, {"graph": 3, "node": 0, "edge": 0}, bond_dim=13)
+        return rows_to_batch(feats.take(pa.array(idx)), {"graph": 3, "node": 0, "edge": 0}, bond_dim=13)
 
     train = [collate(train_idx[i : i + batch_size]) for i in range(0, len(train_idx), batch_size)]
     return train, collate(val_idx)

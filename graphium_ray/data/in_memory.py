@@ -1,0 +1,31 @@
+"""Featurize a small list of molecules in-process (no Ray) and turn rows into a GraphBatch.
+
+For tools that train in-process (coordinate check, µP transfer benchmark) and for tests.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from graphium_ray.batch import GraphBatch
+from graphium_ray.config import FeaturizerConfig
+from graphium_ray.data.collate import collate_arrays
+from graphium_ray.data.featurize import Featurizer
+
+
+def featurize_smiles(smiles: list[str], y_graph: np.ndarray, cfg: FeaturizerConfig) -> pa.Table:
+    """Featurized rows (the cache schema) for ``smiles`` with graph labels ``y_graph`` (M, T)."""
+    n = len(smiles)
+    rows = pa.table({"mol_key": smiles, "split": ["train"] * n, "sources": [""] * n, "smiles": smiles,
+                     "atom_mapped": [False] * n, "y_graph": np.asarray(y_graph, np.float32).tolist(),
+                     "y_node": [[]] * n, "y_edge": [[]] * n})  # fmt: skip
+    return Featurizer(cfg, 0, 0)(rows)
+
+
+def rows_to_batch(feats: pa.Table, widths: dict[str, int], bond_dim: int) -> GraphBatch:
+    """Featurized Arrow rows → one GraphBatch, columns shaped as Ray Data would hand them."""
+    cols = {c: np.array(feats.column(c).to_pylist(), dtype=object) for c in feats.column_names}
+    for c in ("num_nodes", "num_edges"):
+        cols[c] = np.array(feats.column(c).to_pylist())
+    return collate_arrays(cols, widths, bond_dim=bond_dim)
