@@ -1,4 +1,4 @@
-"""``graphium-ray``: prepare | train | evaluate | sweep | coord-check | make-data.
+"""``graphium-ray``: prepare | train | evaluate | predict | fingerprint | finetune | sweep | coord-check | make-data.
 
 Every command takes a YAML config, repeatable ``--set dotted.key=value`` overrides and ``--output``.
 With ``RAY_ADDRESS`` set (e.g. under ``ray job submit``) it joins that cluster; otherwise it starts
@@ -54,6 +54,23 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoint", required=True, help="checkpoint directory (RUN/checkpoint)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    for name, helptext in (("predict", "batch predictions per task, in real units, for SMILES files"),
+                           ("fingerprint", "per-molecule embeddings from a layer of a trained model")):  # fmt: skip
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("checkpoint", help="checkpoint directory (RUN/checkpoint)")
+        p.add_argument("inputs", nargs="+", help="CSV/Parquet files, globs or URLs with a SMILES column")
+        p.add_argument("--output", required=True, help="OUT.parquet (one file, input order) or a directory")
+        p.add_argument("--smiles-column", default="smiles")
+        p.add_argument("--keep-column", dest="keep_columns", action="append", default=[],
+                       help="input column to copy to the output, e.g. an ID (repeatable)")  # fmt: skip
+        p.add_argument("--batch-size", type=int, default=256)
+        p.add_argument("--num-cpus", type=int, default=None)
+        if name == "fingerprint":
+            p.add_argument("--layer", default="graph",
+                           help="graph (pooled graph embedding, default) or layer_0 … layer_{L-1} (pooled)")  # fmt: skip
+    p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint on the config's datasets")
+    p.add_argument("checkpoint", help="pretrained checkpoint directory (RUN/checkpoint)")
+    _common(p)
     p = sub.add_parser("make-data", help="write a built-in dataset (quickstart) to disk")
     p.add_argument("name", choices=["quickstart", "qm9-charges"])
     p.add_argument("--output", default=None, help="default: data/generated/<name>")
@@ -155,6 +172,39 @@ def cmd_coord_check(args) -> int:
     return 0
 
 
+def cmd_infer(args) -> int:
+    from graphium_ray.inference.pipeline import run_inference
+
+    _init_ray(args.num_cpus)
+    mode = "embed" if args.command == "fingerprint" else "predict"
+    summary = run_inference(args.checkpoint, args.inputs, args.output, smiles_column=args.smiles_column,
+                            keep_columns=tuple(args.keep_columns), mode=mode, layer=getattr(args, "layer", "graph"),
+                            batch_size=args.batch_size)  # fmt: skip
+    print(f"wrote {summary['rows']} rows to {summary['output']}; {summary['errors']} without output "
+          "(reason in the 'error' column)")  # fmt: skip
+    return 0
+
+
+def cmd_finetune(args, cfg: RunConfig) -> int:
+    from graphium_ray.data.prepare import prepare
+    from graphium_ray.report import metrics_table
+    from graphium_ray.train.driver import run_training
+    from graphium_ray.train.finetune import finetune_loop_config, finetune_run_config, linear_probe
+
+    cfg, state_dict = finetune_run_config(cfg, args.checkpoint)
+    run_dir = _run_dir(cfg, args.output)
+    _init_ray(args.num_cpus)
+    prepared = prepare(cfg.data)
+    (run_dir / "finetuned_from.json").write_text(json.dumps(cfg.finetune.model_dump(), indent=2))
+    if cfg.finetune.mode == "linear_probe":
+        metrics = linear_probe(cfg, prepared, run_dir)
+    else:
+        metrics = run_training(cfg, prepared, run_dir, loop_extra=finetune_loop_config(cfg, state_dict))
+    print(metrics_table(metrics))
+    print(f"\nrun directory: {run_dir}")
+    return 0
+
+
 def sweep_overrides(sweep_dir: str) -> tuple[list[str], dict]:
     """Best parameters of a finished sweep as --set overrides, and where they came from."""
     from graphium_ray.tune.sweep import params_as_overrides
@@ -183,13 +233,16 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sweep(args)
         if args.command == "coord-check":
             return cmd_coord_check(args)
+        if args.command in ("predict", "fingerprint"):
+            return cmd_infer(args)
         provenance = None
         if getattr(args, "from_sweep", None):
             from_sweep, provenance = sweep_overrides(args.from_sweep)
             args.overrides = from_sweep + args.overrides
         cfg = load_config(args.config, args.overrides)
         args.provenance = provenance
-        return {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate}[args.command](args, cfg)
+        commands = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune}
+        return commands[args.command](args, cfg)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

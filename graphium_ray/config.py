@@ -171,6 +171,18 @@ class ModelConfig(_Strict):
     base_hidden_dim: int = Field(default=64, ge=1)
 
 
+class StaticShapeConfig(_Strict):
+    """Fixed batch shapes for compilers (``torch.compile(dynamic=False)``, PopTorch on IPUs).
+
+    Every batch has ``batch_size + 1`` graph slots, ``batch_size × max_nodes_per_graph`` node rows
+    and ``batch_size × max_edges_per_graph`` directed-edge rows (Graphium's IPU options of the same
+    names); graphs are packed until one of the budgets is full, the rest is masked padding.
+    """
+
+    max_nodes_per_graph: float = Field(default=32.0, gt=0.0)
+    max_edges_per_graph: float = Field(default=72.0, gt=0.0)
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=64, ge=1)
@@ -182,9 +194,22 @@ class TrainConfig(_Strict):
     max_failures: int = Field(default=0, ge=-1)
     seed: int = 0
     grad_clip: float | None = Field(default=5.0, gt=0.0)
+    # static-shape (padded) batches; required and defaulted for accelerator=ipu
+    static_shapes: StaticShapeConfig | None = None
+    # torch.compile(dynamic=False) the model (needs static_shapes: one compiled graph for all batches)
+    compile: bool = False
     # where Ray Train keeps checkpoints: shared storage (s3://, gs://, NFS) on a multi-node cluster;
     # default: <run dir>/ray
     storage_path: str | None = None
+
+    @model_validator(mode="after")
+    def _static_shapes_when_needed(self) -> TrainConfig:
+        if self.accelerator == "ipu" and self.static_shapes is None:
+            self.static_shapes = StaticShapeConfig()
+        if self.compile and self.static_shapes is None:
+            raise ValueError("train.compile=true needs train.static_shapes (e.g. --set train.static_shapes={}), "
+                             "otherwise every batch shape recompiles")  # fmt: skip
+        return self
 
 
 class LoggingConfig(_Strict):
@@ -192,14 +217,30 @@ class LoggingConfig(_Strict):
     project: str = "graphium-ray"
 
 
+class FinetuneConfig(_Strict):
+    """Start from a pretrained checkpoint (``graphium-ray finetune CHECKPOINT CONFIG``).
+
+    The backbone architecture and the featurizer come from the checkpoint; the config's tasks get
+    new heads (``heads: replace``), or heads of the same dataset/level and shape keep their
+    pretrained weights (``keep_matching``: continue a pretraining task next to new ones).
+    ``mode: linear_probe`` fits scikit-learn linear models on frozen graph embeddings instead.
+    """
+
+    checkpoint: str | None = None  # the CLI's CHECKPOINT argument fills or overrides it
+    freeze_backbone_epochs: int = Field(default=0, ge=0)
+    heads: Literal["replace", "keep_matching"] = "replace"
+    mode: Literal["full", "linear_probe"] = "full"
+
+
 class RunConfig(_Strict):
-    """The whole run: data, model, training, logging."""
+    """The whole run: data, model, training, logging (and, for fine-tuning, where to start from)."""
 
     name: str = "run"
     data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     logging: LoggingConfig = LoggingConfig()
+    finetune: FinetuneConfig | None = None
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

@@ -8,6 +8,8 @@ offset computation for ``edge_index``; no per-graph Python objects. ``GraphColla
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 
@@ -16,8 +18,11 @@ from graphium_ray.batch import GraphBatch
 PE_COLUMNS = ("lap_vec", "lap_val", "rw")
 
 
-def _flat(column: np.ndarray, dtype) -> np.ndarray:
-    """A list column as Ray hands it (object array of arrays, or 2-D when lengths are equal) → 1-D."""
+def _flat(column, dtype) -> np.ndarray:
+    """A list column → its values as one 1-D array. Accepts what Ray hands a NumPy collate (object
+    array of arrays, or 2-D when lengths are equal) and Arrow list arrays (flattened without copies)."""
+    if isinstance(column, (pa.Array, pa.ChunkedArray)):
+        return pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
     if column.dtype != object:
         return np.array(column, dtype=dtype).reshape(-1)  # a copy: Ray's arrays are read-only
     if len(column) == 0:
@@ -25,16 +30,18 @@ def _flat(column: np.ndarray, dtype) -> np.ndarray:
     return np.concatenate([np.asarray(v, dtype=dtype).reshape(-1) for v in column])
 
 
-def collate_arrays(batch: dict[str, np.ndarray], widths: dict[str, int], bond_dim: int) -> GraphBatch:
-    """``batch``: columns of the featurized schema; ``widths``: label count per level."""
+def collate_arrays(batch, widths: dict[str, int], bond_dim: int) -> GraphBatch:
+    """``batch``: columns of the featurized schema (a dict of NumPy columns, or an Arrow table);
+    ``widths``: label count per level."""
     num_nodes = np.asarray(batch["num_nodes"], dtype=np.int64)
     num_edges = np.asarray(batch["num_edges"], dtype=np.int64)
     n_graphs, n_total, e_total = len(num_nodes), int(num_nodes.sum()), int(num_edges.sum())
-    x = _flat(batch["x"], np.float32).reshape(n_total, -1) if n_total else np.zeros((0, 0), np.float32)
+    x = _flat(batch["x"], np.float32).reshape(n_total, -1)
     edge_attr = _flat(batch["edge_attr"], np.float32).reshape(e_total, bond_dim)
     edge_index = _edges(batch["edge_index"], num_nodes, num_edges)
     graph_of_node = np.repeat(np.arange(n_graphs, dtype=np.int64), num_nodes)
-    pe = {c: torch.from_numpy(_flat(batch[c], np.float32).reshape(n_total, -1)) for c in PE_COLUMNS if c in batch}
+    names = batch.column_names if isinstance(batch, pa.Table) else batch
+    pe = {c: torch.from_numpy(_flat(batch[c], np.float32).reshape(n_total, -1)) for c in PE_COLUMNS if c in names}
     rows = {"graph": n_graphs, "node": n_total, "edge": e_total}
     y = {
         lvl: torch.from_numpy(_flat(batch[f"y_{lvl}"], np.float32).reshape(rows[lvl], w))
@@ -72,12 +79,22 @@ def select_rows(batch: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.
     return {k: v[keep] for k, v in batch.items()}
 
 
+def deal_rows(batch: dict[str, np.ndarray], worker: tuple[int, int] | None) -> dict[str, np.ndarray] | None:
+    """The rows of ``batch`` that belong to worker ``(rank, world)``: ``part`` ≡ rank (mod world).
+    Workers that each read a whole evaluation split thus see disjoint rows covering all of it.
+    None when no row is left."""
+    if worker is None or worker[1] <= 1:
+        return batch
+    rank, world = worker
+    batch = select_rows(batch, np.asarray(batch["part"]) % world == rank)
+    return batch if len(batch["num_nodes"]) else None
+
+
 class GraphCollate(NumpyBatchCollateFn):
     """``collate_fn`` for ``iter_torch_batches``: NumPy batch → GraphBatch (tensors copied).
 
-    With ``worker=(rank, world)`` only rows whose ``part`` column ≡ rank (mod world) are kept,
-    so workers that each read the whole evaluation split see disjoint rows covering all of it;
-    a batch left with no row collates to None.
+    With ``worker=(rank, world)`` only that worker's rows are kept (:func:`deal_rows`); a batch
+    left with no row collates to None.
     """
 
     def __init__(self, widths: dict[str, int], bond_dim: int, worker: tuple[int, int] | None = None):
@@ -87,9 +104,5 @@ class GraphCollate(NumpyBatchCollateFn):
         self.worker = worker
 
     def __call__(self, batch: dict[str, np.ndarray]) -> GraphBatch | None:
-        if self.worker is not None and self.worker[1] > 1:
-            rank, world = self.worker
-            batch = select_rows(batch, np.asarray(batch["part"]) % world == rank)
-            if len(batch["num_nodes"]) == 0:
-                return None
-        return collate_arrays(batch, self.widths, self.bond_dim)
+        batch = deal_rows(batch, self.worker)
+        return None if batch is None else collate_arrays(batch, self.widths, self.bond_dim)

@@ -24,8 +24,5 @@ def featurize_smiles(smiles: list[str], y_graph: np.ndarray, cfg: FeaturizerConf
 
 
 def rows_to_batch(feats: pa.Table, widths: dict[str, int], bond_dim: int) -> GraphBatch:
-    """Featurized Arrow rows → one GraphBatch, columns shaped as Ray Data would hand them."""
-    cols = {c: np.array(feats.column(c).to_pylist(), dtype=object) for c in feats.column_names}
-    for c in ("num_nodes", "num_edges"):
-        cols[c] = np.array(feats.column(c).to_pylist())
-    return collate_arrays(cols, widths, bond_dim=bond_dim)
+    """Featurized Arrow rows → one GraphBatch."""
+    return collate_arrays(feats, widths, bond_dim=bond_dim)

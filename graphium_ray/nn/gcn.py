@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from graphium_ray.nn.linear import MuLinear
-from graphium_ray.nn.scatter import scatter_sum
+from graphium_ray.nn.scatter import scatter_count, scatter_sum
 
 
 class GCNLayer(nn.Module):
@@ -33,7 +33,7 @@ class GCNLayer(nn.Module):
         loops = torch.arange(n, device=x_ND.device)
         src = torch.cat([edge_index[0], loops])
         dst = torch.cat([edge_index[1], loops])
-        deg_inv_sqrt = torch.bincount(dst, minlength=n).to(x_ND.dtype).pow(-0.5)
+        deg_inv_sqrt = scatter_count(dst, n, x_ND.dtype).pow(-0.5)
         weight_E = deg_inv_sqrt[src] * deg_inv_sqrt[dst]
         h_ND = self.lin(x_ND)
         out_ND = scatter_sum(h_ND[src] * weight_E.unsqueeze(-1), dst, n)

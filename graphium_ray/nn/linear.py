@@ -20,9 +20,42 @@ class MuLinear(nn.Linear):
         return out if self.output_mult == 1.0 else out * self.output_mult
 
 
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm over the real rows of a padded (static-shape) batch.
+
+    x (M, D), mask (M,) bool or None. In training, with a mask, the statistics are those of the
+    rows where mask is True: μ = Σ m_i x_i / Σ m_i, σ² = Σ m_i (x_i - μ)² / Σ m_i (biased, as
+    BatchNorm normalizes), and the running variance is updated with the unbiased estimate, exactly
+    as ``nn.BatchNorm1d`` does on the real rows alone. All reductions are masked sums, so the
+    shapes never depend on the data. Without a mask, or in eval mode, it is ``nn.BatchNorm1d``.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None or not self.training:
+            return super().forward(x)
+        m = mask.to(x.dtype).unsqueeze(-1)
+        n = m.sum().clamp(min=1.0)
+        mean = (x * m).sum(0) / n
+        var = (((x - mean) ** 2) * m).sum(0) / n
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var * n / (n - 1).clamp(min=1.0)
+                self.running_mean.mul_(1 - momentum).add_(momentum * mean)
+                self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+        out = (x - mean) / torch.sqrt(var + self.eps)
+        return out * self.weight + self.bias if self.affine else out
+
+
+def apply_norm(norm: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Normalize x; batch norm sees only the real rows when a padding mask is given."""
+    return norm(x, mask) if isinstance(norm, MaskedBatchNorm1d) else norm(x)
+
+
 def norm_layer(kind: str, dim: int) -> nn.Module:
     if kind == "batch":
-        return nn.BatchNorm1d(dim)
+        return MaskedBatchNorm1d(dim)
     if kind == "layer":
         return nn.LayerNorm(dim)
     return nn.Identity()

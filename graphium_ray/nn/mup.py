@@ -62,8 +62,12 @@ def apply_mup(model: nn.Module, shapes: dict[str, list[int]], width_mult: float)
 
 
 def param_groups(model: nn.Module, lr: float, lr_mult: dict[str, float]) -> list[dict]:
-    """Adam parameter groups: one per distinct learning-rate multiplier."""
-    groups: dict[float, list] = {}
+    """Adam parameter groups: one per (learning-rate multiplier, head or backbone); each group keeps
+    its ``base_lr`` and a ``backbone`` flag so fine-tuning can freeze the backbone by setting lr = 0."""
+    groups: dict[tuple[float, bool], list] = {}
     for name, p in model.named_parameters():
-        groups.setdefault(lr_mult.get(name, 1.0), []).append(p)
-    return [{"params": ps, "lr": lr * mult} for mult, ps in sorted(groups.items())]
+        groups.setdefault((lr_mult.get(name, 1.0), not name.startswith("heads.")), []).append(p)
+    return [
+        {"params": ps, "lr": lr * mult, "base_lr": lr * mult, "backbone": backbone}
+        for (mult, backbone), ps in sorted(groups.items())
+    ]

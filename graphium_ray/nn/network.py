@@ -17,7 +17,7 @@ from graphium_ray.config import ModelConfig
 from graphium_ray.nn.encoders import InputEncoder
 from graphium_ray.nn.heads import TaskHeads
 from graphium_ray.nn.layers import make_layer
-from graphium_ray.nn.linear import MLP, norm_layer
+from graphium_ray.nn.linear import MLP, apply_norm, norm_layer
 from graphium_ray.nn.pooling import GraphPooling
 from graphium_ray.nn.scatter import scatter_sum
 from graphium_ray.tasks import TaskSpec
@@ -35,10 +35,11 @@ class GNNBlock(nn.Module):
 
     def forward(self, x_ND, e_ED, batch: GraphBatch):
         h_ND, f_ED = self.conv(x_ND, batch.edge_index, e_ED, batch=batch.batch, num_graphs=batch.num_graphs)
-        h_ND = self.dropout(torch.relu(self.norm_x(h_ND)))
+        h_ND = self.dropout(torch.relu(apply_norm(self.norm_x, h_ND, batch.node_mask)))
         x_ND = x_ND + h_ND if self.residual else h_ND
         if self.norm_e is not None:
-            f_ED = self.dropout(torch.relu(self.norm_e(f_ED)))
+            edge_mask = None if batch.node_mask is None else batch.node_mask[batch.edge_index[0]]
+            f_ED = self.dropout(torch.relu(apply_norm(self.norm_e, f_ED, edge_mask)))
             e_ED = e_ED + f_ED if self.residual else f_ED
         return x_ND, e_ED
 

@@ -10,9 +10,16 @@ def scatter_sum(src_MD: torch.Tensor, index_M: torch.Tensor, size: int) -> torch
     return out.index_add_(0, index_M, src_MD)
 
 
+def scatter_count(index_M: torch.Tensor, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(size,) number of entries per group; unlike ``bincount`` its shape never depends on the data,
+    so compilers that need static shapes (``torch.compile(dynamic=False)``, PopTorch) accept it."""
+    ones = torch.ones(index_M.shape[0], dtype=dtype, device=index_M.device)
+    return torch.zeros(size, dtype=dtype, device=index_M.device).index_add_(0, index_M, ones)
+
+
 def scatter_mean(src_MD: torch.Tensor, index_M: torch.Tensor, size: int) -> torch.Tensor:
     total = scatter_sum(src_MD, index_M, size)
-    count = torch.bincount(index_M, minlength=size).clamp(min=1).to(src_MD.dtype)
+    count = scatter_count(index_M, size, src_MD.dtype).clamp(min=1)
     return total / count.view(-1, *([1] * (src_MD.dim() - 1)))
 
 

@@ -26,8 +26,10 @@ from graphium_ray.train.loop import train_loop_per_worker
 
 
 def build_trainer(
-    cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None
+    cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
+    loop_extra: dict | None = None,
 ) -> TorchTrainer:
+    """``loop_extra``: more train_loop_config entries (fine-tuning: the pretrained weights)."""
     if cfg.logging.wandb and importlib.util.find_spec("wandb") is None:
         raise ConfigError("logging.wandb=true needs wandb: pip install 'graphium-ray[wandb]'")
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
@@ -47,6 +49,7 @@ def build_trainer(
             "data": data_info,
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
+            **(loop_extra or {}),
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=cfg.train.num_workers, use_gpu=use_gpu, resources_per_worker=resources
@@ -73,14 +76,14 @@ def write_splits(prepared: PreparedData, output_dir: Path) -> None:
     ds.write_parquet(str(out), ray_remote_args={"num_cpus": DATA_TASK_CPUS})
 
 
-def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path) -> dict:
+def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path, loop_extra: dict | None = None) -> dict:
     """Fit, then write the run directory; returns the metrics dict written to metrics.json."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(dump_config(cfg))
     write_splits(prepared, output_dir)
     started = time.time()
-    result = build_trainer(cfg, prepared, output_dir).fit()
+    result = build_trainer(cfg, prepared, output_dir, loop_extra=loop_extra).fit()
     if result.error is not None:
         raise result.error
     ckpt_dir = output_dir / "checkpoint"

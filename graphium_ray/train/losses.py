@@ -26,42 +26,54 @@ def column_slices(tasks: list[TaskSpec]) -> list[slice]:
     return out
 
 
-def task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """pred (M, out_dim) and target (M,) of present labels only → scalar."""
+def elementwise_task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """pred (M, out_dim), target (M,) with no NaN → per-row loss (M,)."""
     if task.kind == "regression":
         diff = pred[:, 0] - target
-        return diff.abs().mean() if task.loss == "mae" else (diff * diff).mean()
+        return diff.abs() if task.loss == "mae" else diff * diff
     if task.kind == "binary":
-        return F.binary_cross_entropy_with_logits(pred[:, 0], target)
+        return F.binary_cross_entropy_with_logits(pred[:, 0], target, reduction="none")
     classes = target.long().clamp(0, task.num_classes - 1)
-    ce = F.cross_entropy(pred, classes)
+    ce = F.cross_entropy(pred, classes, reduction="none")
     if task.loss != "hybrid_ranked":
         return ce
     levels = torch.arange(task.num_classes, device=pred.device, dtype=pred.dtype)
     expected = (pred.softmax(dim=-1) * levels).sum(dim=-1)
-    return task.hybrid_alpha * ce + (1 - task.hybrid_alpha) * ((expected - target) ** 2).mean()
+    return task.hybrid_alpha * ce + (1 - task.hybrid_alpha) * (expected - target) ** 2
 
 
 def multitask_loss(
-    level_tasks: dict[str, list[TaskSpec]], preds: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
+    level_tasks: dict[str, list[TaskSpec]], preds: dict[str, torch.Tensor], targets: dict[str, torch.Tensor],
+    per_task: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted mean over tasks with labels of the per-task masked losses; also per-task values."""
-    total, weight_sum, per_task = None, 0.0, {}
+    """Weighted mean over the tasks with labels of the per-task masked mean losses.
+
+    With m_i = 1 where task t has a label: L_t = Σ_i m_i ℓ_t(ŷ_i, y_i) / Σ_i m_i and
+    L = Σ_t w_t [n_t > 0] L_t / Σ_t w_t [n_t > 0]. Missing labels are masked with ``torch.where``
+    (never indexed out), so the shapes never depend on the data: the same code runs in eager
+    mode, under ``torch.compile(dynamic=False)`` and on static-shape (padded) batches, where
+    padding rows carry NaN labels. ``per_task=False`` skips the per-task floats (no host sync).
+    """
+    weighted, weights, values = [], [], {}
     for level, tasks in level_tasks.items():
         if not tasks:
             continue
         for task, cols, j in zip(tasks, column_slices(tasks), range(len(tasks)), strict=True):
             y = targets[level][:, j]
             present = ~torch.isnan(y)
-            if not bool(present.any()):
-                continue
-            loss = task_loss(task, preds[level][present][:, cols], y[present])
-            per_task[task.name] = float(loss.detach())
-            total = task.weight * loss if total is None else total + task.weight * loss
-            weight_sum += task.weight
+            rows = present.to(preds[level].dtype)
+            ell = elementwise_task_loss(task, preds[level][:, cols], torch.where(present, y, torch.zeros_like(y)))
+            count = rows.sum()
+            loss = (ell * rows).sum() / count.clamp(min=1.0)
+            has = (count > 0).to(loss.dtype)
+            weighted.append(task.weight * has * loss)
+            weights.append(task.weight * has)
+            if per_task and bool(count > 0):
+                values[task.name] = float(loss.detach())
     # every head stays in the graph (zero gradient when its tasks have no label in this batch),
     # so DDP never sees unused parameters
     connect = sum(p.sum() * 0.0 for p in preds.values())
-    if total is None:
-        return connect, per_task
-    return total / weight_sum + connect, per_task
+    if not weighted:
+        return connect, values
+    total = torch.stack(weighted).sum() / torch.stack(weights).sum().clamp(min=1e-12)
+    return total + connect, values

@@ -1,0 +1,140 @@
+"""SMILES rows → predictions in real units, or embeddings, from a trained checkpoint (no Ray inside;
+Ray Data runs it as a callable class on an actor pool).
+
+Input: an Arrow table with a SMILES column (plus any columns to carry through). Output: the
+carried columns, ``error`` (null, or why the molecule has no output) and either
+
+* ``predict``: one column per task, named like the task (``qm9/gap``): graph-level regression in
+  label units, binary as the probability of class 1, multiclass/ordinal as class probabilities;
+  node-level tasks as one value per atom, edge-level tasks as one value per bond (RDKit order);
+* ``embed``: ``embedding`` (list<float32>), the graph embedding after pooling (``graph``, default),
+  or a block's node embeddings pooled the model's way (``layer_0`` … ``layer_{L-1}``).
+
+A row whose SMILES does not parse keeps its place with null outputs and the reason in ``error``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from graphium_ray.config import FeaturizerConfig
+from graphium_ray.data.collate import collate_arrays
+from graphium_ray.data.featurize import Featurizer
+from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.train.checkpoint import load_checkpoint
+from graphium_ray.train.evaluate import to_real_units
+from graphium_ray.train.losses import column_slices
+from graphium_ray.train.normalize import LabelNormalizer
+
+LEVELS = ("graph", "node", "edge")
+
+
+def read_checkpoint_files(directory: str | Path) -> dict[str, bytes]:
+    """A checkpoint directory's files as bytes: shipped to actors on any node, no shared disk needed."""
+    directory = Path(directory)
+    if not (directory / "model.pt").is_file():
+        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def embedding_layers(num_layers: int) -> list[str]:
+    return ["graph", *(f"layer_{i}" for i in range(num_layers))]
+
+
+class BatchPredictor:
+    def __init__(self, checkpoint_files: dict[str, bytes], smiles_column: str, mode: str = "predict",
+                 layer: str = "graph", batch_size: int = 256):  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, blob in checkpoint_files.items():
+                (Path(tmp) / name).write_bytes(blob)
+            self.cfg, self.data, self.model, _ = load_checkpoint(tmp)
+        self.model.eval()
+        torch.set_num_threads(1)
+        self.tasks = [TaskSpec.from_dict(t) for t in self.data["tasks"]]
+        self.normalizer = LabelNormalizer(self.tasks, self.data["label_stats"])
+        self.featurizer = Featurizer(FeaturizerConfig.model_validate(self.data["featurizer"]), 0, 0)
+        if mode == "embed" and layer not in embedding_layers(self.cfg.model.num_layers):
+            raise ValueError(f"--layer {layer!r}: choose one of {embedding_layers(self.cfg.model.num_layers)}")
+        self.smiles_column, self.mode, self.layer, self.batch_size = smiles_column, mode, layer, batch_size
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        n = table.num_rows
+        smiles = table.column(self.smiles_column).cast(pa.string())
+        empty = pa.array([[]] * n, pa.list_(pa.float32()))
+        rows = pa.table({"mol_key": smiles, "split": pa.nulls(n, pa.string()), "sources": pa.nulls(n, pa.string()),
+                         "smiles": smiles, "atom_mapped": pa.array([False] * n), "y_graph": empty,
+                         "y_node": empty, "y_edge": empty})  # fmt: skip
+        feats = self.featurizer(rows)
+        errors = feats.column("skip_reason").to_pylist()
+        ok = np.flatnonzero([e is None for e in errors])
+        outputs = self._outputs(feats.take(pa.array(ok, pa.int64()))) if len(ok) else {}
+        out = table.append_column("error", pa.array(errors, pa.string()))
+        names = ["embedding"] if self.mode == "embed" else [t.name for t in self.tasks]
+        for name in names:
+            values: list = [None] * n
+            for i, v in zip(ok.tolist(), outputs.get(name, []), strict=False):
+                values[i] = v
+            out = out.append_column(name, pa.array(values, self._type(name)))
+        return out
+
+    def _type(self, name: str) -> pa.DataType:
+        if name == "embedding":
+            return pa.list_(pa.float32())
+        task = next(t for t in self.tasks if t.name == name)
+        per_molecule = pa.float64() if task.out_dim == 1 else pa.list_(pa.float64())
+        return per_molecule if task.level == "graph" else pa.list_(per_molecule)
+
+    @torch.no_grad()
+    def _outputs(self, feats: pa.Table) -> dict[str, list]:
+        collected: dict[str, list] = {}
+        widths = {lvl: 0 for lvl in LEVELS}
+        for start in range(0, feats.num_rows, self.batch_size):
+            chunk = feats.slice(start, self.batch_size)
+            batch = collate_arrays(chunk, widths, self.data["bond_dim"])
+            if self.mode == "embed":
+                emb = self.model.embed(batch)
+                vectors = emb["graph"] if self.layer == "graph" else self.model.pooling(
+                    emb[self.layer], batch.batch, batch.num_graphs)  # fmt: skip
+                collected.setdefault("embedding", []).extend(vectors.float().numpy())
+                continue
+            for name, values in self._task_values(self.model(batch), batch).items():
+                collected.setdefault(name, []).extend(values)
+        return collected
+
+    def _task_values(self, out: dict[str, torch.Tensor], batch) -> dict[str, list]:
+        """Head outputs of one batch → per-task values per molecule, in real units / probabilities."""
+        values: dict[str, list] = {}
+        node_counts = np.bincount(batch.batch.numpy(), minlength=batch.num_graphs)
+        bond_counts = np.bincount(batch.batch[batch.edge_index[0]].numpy(), minlength=batch.num_graphs) // 2
+        for level in LEVELS:
+            level_tasks = tasks_at(self.tasks, level)
+            if not level_tasks:
+                continue
+            pred = out[level].float().numpy()
+            if level == "edge":
+                pred = pred[::2]  # edges 2b and 2b+1 are the two directions of bond b
+            real = to_real_units(level_tasks, self.normalizer, level, pred)
+            for task, cols in zip(level_tasks, column_slices(level_tasks), strict=True):
+                v = _probabilities(task.kind, real[:, cols])
+                if level == "graph":
+                    values[task.name] = [float(r[0]) for r in v] if task.out_dim == 1 else v.tolist()
+                else:
+                    counts = node_counts if level == "node" else bond_counts
+                    flat = v[:, 0] if task.out_dim == 1 else v
+                    values[task.name] = [p.tolist() for p in np.split(flat, np.cumsum(counts)[:-1])]
+        return values
+
+
+def _probabilities(kind: str, values: np.ndarray) -> np.ndarray:
+    """Regression: unchanged. Binary: σ(logit). Multiclass/ordinal: softmax over the class logits."""
+    if kind == "binary":
+        return 1.0 / (1.0 + np.exp(-values))
+    if kind in ("multiclass", "ordinal"):
+        e = np.exp(values - values.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    return values

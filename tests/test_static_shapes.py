@@ -1,0 +1,126 @@
+"""Static-shape (padded) batches: same predictions, losses and gradients for the real graphs as the
+unpadded batch, every row packed exactly once, and the compiled (dynamic=False) path on CPU."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from graphium_ray.config import FeaturizerConfig, ModelConfig
+from graphium_ray.data.builtin import REFERENCE_SMILES, reference_table
+from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.data.static_shapes import GraphTooLargeError, StaticBatcher, StaticShape, pad_batch
+from graphium_ray.nn.network import MultiTaskGNN
+from graphium_ray.tasks import TaskSpec
+from graphium_ray.train.losses import multitask_loss
+
+WIDTHS = {"graph": 2, "node": 0, "edge": 0}
+TASKS = [
+    TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True),
+    TaskSpec("d", "has_ring", "graph", "binary", "bce", ("auroc",), False),
+    TaskSpec("n", "charge", "node", "regression", "mse", ("mae",), True),
+    TaskSpec("e", "order", "edge", "regression", "mse", ("mae",), True),
+]
+
+
+def _rows(pe: dict):
+    ref = reference_table().to_pydict()
+    y = np.array([ref["logp"], ref["has_ring"]], dtype=np.float32).T
+    y[::4, 0] = np.nan
+    return featurize_smiles(ref["smiles"], y, FeaturizerConfig(positional_encodings=pe))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return _rows({"laplacian_k": 3, "random_walk_k": 4})
+
+
+def _model(layer: str, lap: int = 3, **kw) -> MultiTaskGNN:
+    torch.manual_seed(0)
+    cfg = ModelConfig(layer=layer, hidden_dim=16, num_layers=2, head_hidden_dim=16, pooling=["sum", "mean", "max"],
+                      attention_heads=2, **kw)  # fmt: skip
+    return MultiTaskGNN(cfg, 84, 13, TASKS, lap, 4)
+
+
+@pytest.mark.parametrize("layer", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "gps"])
+def test_padded_batch_predicts_the_same_for_real_graphs(rows, layer):
+    batch = rows_to_batch(rows, WIDTHS, 13)
+    shape = StaticShape(graphs=batch.num_graphs + 5, nodes=batch.num_nodes + 17, edges=batch.edge_index.shape[1] + 9)
+    padded = pad_batch(batch, shape)
+    assert padded.x.shape[0] == shape.nodes and padded.edge_index.shape[1] == shape.edges
+    model = _model(layer, norm="batch", virtual_node=True).eval()
+    plain, pad = model(batch), model(padded)
+    g, n, e = batch.num_graphs, batch.num_nodes, batch.edge_index.shape[1]
+    torch.testing.assert_close(pad["graph"][:g], plain["graph"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pad["node"][:n], plain["node"], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(pad["edge"][:e], plain["edge"], rtol=1e-5, atol=1e-5)
+    assert padded.graph_mask.sum() == g and padded.node_mask.sum() == n
+
+
+def test_padded_training_step_has_the_same_loss_and_gradients():
+    """Training mode with batch norm (masked statistics) and the virtual node: one step's loss and
+    every parameter gradient match the unpadded batch's."""
+    rows = _rows({"laplacian_k": 0, "random_walk_k": 4})  # (Laplacian signs are random per graph slot)
+    batch = rows_to_batch(rows, WIDTHS, 13)
+    padded = pad_batch(batch, StaticShape(batch.num_graphs + 3, batch.num_nodes + 11, batch.edge_index.shape[1] + 6))
+    graph_tasks = {"graph": TASKS[:2]}
+    grads, losses, running = [], [], []
+    for b in (_float64(batch), _float64(padded)):  # float64: equal up to summation order
+        model = _model("gine", norm="batch", virtual_node=True, lap=0).double().train()
+        out = model(b)
+        loss, _ = multitask_loss(graph_tasks, {"graph": out["graph"]}, {"graph": b.y["graph"]})
+        loss.backward()
+        losses.append(float(loss.detach()))
+        grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
+        running.append(model.blocks[0].norm_x.running_var.clone())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-12)
+    assert grads[0].keys() == grads[1].keys()
+    for k in grads[0]:
+        torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-9, atol=1e-12, msg=k)
+    torch.testing.assert_close(running[1], running[0])
+
+
+def _float64(b):
+    cast = {k: v.double() if v.is_floating_point() else v for k, v in vars(b).items() if isinstance(v, torch.Tensor)}
+    return replace(b, **cast, pe={k: v.double() for k, v in b.pe.items()}, y={k: v.double() for k, v in b.y.items()})
+
+
+def _numpy_rows(table) -> dict[str, np.ndarray]:
+    cols = {c: np.array(table.column(c).to_pylist(), dtype=object) for c in table.column_names}
+    for c in ("num_nodes", "num_edges"):
+        cols[c] = np.array(table.column(c).to_pylist())
+    return cols
+
+
+def test_static_batcher_packs_every_row_once_within_budget(rows):
+    cols = _numpy_rows(rows)
+    batcher = StaticBatcher(StaticShape.for_batch_size(8, 12, 26), WIDTHS, 13)
+    chunks = [{k: v[i : i + 7] for k, v in cols.items()} for i in range(0, len(cols["num_nodes"]), 7)]
+    batches = list(batcher(chunks))
+    assert {(b.num_graphs, b.num_nodes, b.edge_index.shape[1]) for b in batches} == {(9, 97, 208)}
+    real_y = torch.cat([b.y["graph"][b.graph_mask] for b in batches])
+    expected = rows_to_batch(rows, WIDTHS, 13).y["graph"]
+    torch.testing.assert_close(real_y, expected, equal_nan=True)  # all rows, in order, once
+    assert sum(int(b.node_mask.sum()) for b in batches) == int(sum(cols["num_nodes"]))
+    assert len(batches) < len(REFERENCE_SMILES) / 3  # packed, not one graph per batch
+
+
+def test_too_large_molecule_names_the_molecule_and_the_setting(rows):
+    cols = _numpy_rows(rows)
+    with pytest.raises(GraphTooLargeError, match=r"molecule .* atoms.*max_nodes_per_graph"):
+        list(StaticBatcher(StaticShape(3, 5, 8), WIDTHS, 13)([cols]))
+
+
+def test_compiled_model_on_static_batches_matches_eager_without_recompiling(rows):
+    cols = _numpy_rows(rows)
+    batcher = StaticBatcher(StaticShape.for_batch_size(10, 12, 26), WIDTHS, 13)
+    first, second = list(batcher([cols]))[:2]
+    model = _model("gine", norm="batch", virtual_node=True).eval()
+    compiled = torch.compile(model, dynamic=False)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(first)["graph"], model(first)["graph"], rtol=1e-4, atol=1e-5)
+        with torch._dynamo.config.patch(error_on_recompile=True):  # same shapes: no new graph
+            torch.testing.assert_close(compiled(second)["graph"], model(second)["graph"], rtol=1e-4, atol=1e-5)
