@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         args.provenance = provenance
         commands = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune}
         return commands[args.command](args, cfg)
-    except ConfigError as err:
+    except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

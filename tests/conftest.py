@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
@@ -36,3 +41,45 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("session")
+
+
+@pytest.fixture(scope="session")
+def small_mix(tmp_path_factory):
+    """~200 real QM9 molecules (gap, homo) + RDKit descriptors of a partly overlapping set, and a config."""
+    from graphium_ray.data.builtin import QM9_PROPERTIES, descriptor_labels, qm9_sample
+
+    d = tmp_path_factory.mktemp("mix")
+    table = qm9_sample(300, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
+    pq.write_table(table.slice(0, 200), d / "qm9.parquet")
+    pq.write_table(pa.table(descriptor_labels(table.column("smiles").to_pylist()[100:])), d / "desc.parquet")
+    cfg = {
+        "name": "it",
+        "data": {"cache_dir": str(d / "cache"), "num_shards": 2, "datasets": [
+            {"name": "qm9", "path": str(d / "qm9.parquet"), "tasks": [{"columns": ["gap", "homo"]}]},
+            {"name": "desc", "path": str(d / "desc.parquet"),
+             "tasks": [{"columns": ["logp"]}, {"columns": ["has_ring"], "kind": "binary"}]},
+        ]},
+        "model": {"layer": "gine", "hidden_dim": 32, "num_layers": 2, "head_hidden_dim": 32},
+        "train": {"epochs": 2, "batch_size": 32, "num_workers": 2},
+    }  # fmt: skip
+    path = d / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return d, path
+
+
+SECRET = "planted-wandb-key-5f3a9c1e"
+
+
+@pytest.fixture(scope="session")
+def trained_run(ray_cluster, small_mix) -> tuple[Path, str]:
+    """One 2-worker Ray Train run on ``small_mix`` (with a planted WANDB_API_KEY in the environment,
+    which must never reach the run directory), shared by the training, evaluation, inference and
+    fine-tuning tests. Returns (run directory, what the command printed)."""
+    from graphium_ray.cli import main
+
+    d, cfg_path = small_mix
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setenv("WANDB_API_KEY", SECRET)
+        assert main(["train", str(cfg_path), "--output", str(d / "run")]) == 0
+    return d / "run", out.getvalue()

@@ -4,45 +4,16 @@ from __future__ import annotations
 
 import json
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from graphium_ray.cli import main
-from graphium_ray.data.builtin import QM9_PROPERTIES, descriptor_labels, qm9_sample
+from tests.conftest import SECRET
 
 
-@pytest.fixture(scope="module")
-def small_mix(tmp_path_factory):
-    d = tmp_path_factory.mktemp("mix")
-    table = qm9_sample(300, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
-    pq.write_table(table.slice(0, 200), d / "qm9.parquet")
-    pq.write_table(pa.table(descriptor_labels(table.column("smiles").to_pylist()[100:])), d / "desc.parquet")
-    cfg = {
-        "name": "it",
-        "data": {"cache_dir": str(d / "cache"), "num_shards": 2, "datasets": [
-            {"name": "qm9", "path": str(d / "qm9.parquet"), "tasks": [{"columns": ["gap", "homo"]}]},
-            {"name": "desc", "path": str(d / "desc.parquet"),
-             "tasks": [{"columns": ["logp"]}, {"columns": ["has_ring"], "kind": "binary"}]},
-        ]},
-        "model": {"layer": "gine", "hidden_dim": 32, "num_layers": 2, "head_hidden_dim": 32},
-        "train": {"epochs": 2, "batch_size": 32, "num_workers": 2},
-    }  # fmt: skip
-    path = d / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return d, path
-
-
-SECRET = "planted-wandb-key-5f3a9c1e"
-
-
-def test_two_worker_training_writes_a_complete_run_directory(ray_cluster, small_mix, capsys, monkeypatch):
-    d, cfg_path = small_mix
-    run = d / "run"
-    monkeypatch.setenv("WANDB_API_KEY", SECRET)
-    assert main(["train", str(cfg_path), "--output", str(run)]) == 0
-    out = capsys.readouterr().out
+def test_two_worker_training_writes_a_complete_run_directory(trained_run):
+    run, out = trained_run
     assert "qm9/gap" in out and "desc/has_ring" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]) == {"qm9/gap", "qm9/homo", "desc/logp", "desc/has_ring"}
@@ -55,7 +26,7 @@ def test_two_worker_training_writes_a_complete_run_directory(ray_cluster, small_
     assert set(splits["split"]) <= {"train", "val", "test"}
 
 
-def test_val_rows_are_counted_exactly(ray_cluster, small_mix):
+def test_val_rows_are_counted_exactly(small_mix, trained_run):
     """The round-robin-by-hash evaluation covers the split exactly once (no loss, no duplicates)."""
     d, _ = small_mix
     run = json.loads((d / "run" / "metrics.json").read_text())
@@ -68,7 +39,7 @@ def test_val_rows_are_counted_exactly(ray_cluster, small_mix):
     assert manifest["splits"]["val"] == len(val)
 
 
-def test_evaluate_command_reproduces_test_metrics(ray_cluster, small_mix, capsys):
+def test_evaluate_command_reproduces_test_metrics(ray_cluster, small_mix, trained_run, capsys):
     d, cfg_path = small_mix
     run = d / "run"
     assert main(["evaluate", str(cfg_path), "--checkpoint", str(run / "checkpoint"), "--split", "test",
@@ -102,7 +73,7 @@ def test_unwritable_output_fails_fast(tmp_path, small_mix, capsys):
     assert "not writable" in capsys.readouterr().err
 
 
-def test_no_secret_from_the_environment_lands_in_the_run_directory(small_mix):
+def test_no_secret_from_the_environment_lands_in_the_run_directory(small_mix, trained_run):
     d, _ = small_mix
     files = [p for p in (d / "run").rglob("*") if p.is_file()]
     assert len(files) > 5

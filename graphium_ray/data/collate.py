@@ -22,7 +22,8 @@ def _flat(column, dtype) -> np.ndarray:
     """A list column → its values as one 1-D array. Accepts what Ray hands a NumPy collate (object
     array of arrays, or 2-D when lengths are equal) and Arrow list arrays (flattened without copies)."""
     if isinstance(column, (pa.Array, pa.ChunkedArray)):
-        return pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+        values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+        return values if values.flags.writeable else values.copy()  # torch tensors must own writable memory
     if column.dtype != object:
         return np.array(column, dtype=dtype).reshape(-1)  # a copy: Ray's arrays are read-only
     if len(column) == 0:

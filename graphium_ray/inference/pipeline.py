@@ -15,11 +15,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
+import yaml
 
 from graphium_ray.config import ConfigError
 from graphium_ray.data.prepare import READ_CPUS, cluster_cpus
 from graphium_ray.data.sources import file_format, iter_batches, localize, read_header, resolve_paths
-from graphium_ray.inference.predictor import BatchPredictor, read_checkpoint_files
+from graphium_ray.inference.predictor import BatchPredictor, embedding_layers, read_checkpoint_files
 
 
 def _input_files(inputs: list[str], columns: list[str]) -> list[dict]:
@@ -51,6 +52,9 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
                   batch_size: int = 256, concurrency: int | None = None) -> dict:  # fmt: skip
     """Predict (or embed) every row of ``inputs``; returns {"rows", "errors", "output"}."""
     files = read_checkpoint_files(checkpoint)
+    num_layers = yaml.safe_load(files["config.yaml"])["model"]["num_layers"]
+    if mode == "embed" and layer not in embedding_layers(num_layers):
+        raise ConfigError(f"--layer {layer!r}: this model has {embedding_layers(num_layers)}")
     columns = list(dict.fromkeys([smiles_column, *keep_columns]))
     sources = _input_files(inputs, columns)
     ray.data.DataContext.get_current().execution_options.preserve_order = True

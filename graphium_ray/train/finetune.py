@@ -23,7 +23,7 @@ import numpy as np
 import ray
 import torch
 
-from graphium_ray.config import ConfigError, FeaturizerConfig, RunConfig
+from graphium_ray.config import ConfigError, FeaturizerConfig, FinetuneConfig, RunConfig
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.reader import read_split
@@ -38,8 +38,7 @@ ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 def finetune_run_config(cfg: RunConfig, checkpoint: str | Path) -> tuple[RunConfig, dict]:
     """(the downstream config with the checkpoint's backbone and featurizer, the checkpoint's state dict)."""
     if cfg.finetune is None:
-        cfg = cfg.model_copy(update={"finetune": {"checkpoint": str(checkpoint)}})
-        cfg = RunConfig.model_validate(cfg.model_dump())
+        cfg = cfg.model_copy(update={"finetune": FinetuneConfig(checkpoint=str(checkpoint))})
     pre_cfg, pre_data, model, _ = load_checkpoint(checkpoint)
     clashes = [
         f"model.{f}={getattr(cfg.model, f)!r} (pretrained: {getattr(pre_cfg.model, f)!r})"
