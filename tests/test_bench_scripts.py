@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import needs_shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,3 +23,59 @@ def test_mup_transfer_bench_runs(tmp_path):
                          capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     result = json.loads(out.stdout)
     assert set(result["best_lr"]) == {"sp", "mup"} and (tmp_path / "mup_transfer.png").stat().st_size > 0
+
+
+def _run_in_process(script: str, args: list[str], capsys) -> dict:
+    """Run a benchmark script's main() in this process (on the session's Ray cluster) → its JSON."""
+    import runpy
+
+    argv = sys.argv
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(str(ROOT / "platform/bench" / script), run_name="__main__")
+    finally:
+        sys.argv = argv
+    out = capsys.readouterr().out
+    return json.loads(out[out.index("{\n") :])
+
+
+def test_collate_bench_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/collate_bench.py"), "--molecules", "64",
+                          "--batch-size", "16", "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["molecules"] == 64 and result["ours_arrow_graphs_per_s"] > 0
+
+
+def test_gpu_bench_runs_on_cpu():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/gpu_bench.py"), "--molecules", "64",
+                          "--batch-sizes", "16", "--steps", "3"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["results"][0]["batch_size"] == 16 and result["results"][0]["fed_fraction"] > 0
+
+
+def test_ingest_bench_runs(ray_cluster, capsys):
+    result = _run_in_process("ingest_bench.py", ["--molecules", "120", "--epochs", "1", "--batch-size", "32"], capsys)
+    assert result["streaming_graphs_per_s"][0] > 0 and result["in_memory_pyg_graphs_per_s"][0] > 0
+
+
+def test_memory_bench_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/memory_bench.py"), "--sizes", "60", "140",
+                          "--num-cpus", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    runs = json.loads(out.stdout)["runs"]
+    assert [r["featurized"] for r in runs] == [60, 140] and runs[0]["peak_pss_mb"] > 50
+
+
+def test_startup_bench_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/startup_bench.py"), "--repeats", "1",
+                          "--num-cpus", "2"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert 0 < result["launch_to_first_step_s"][0] < 300
+
+
+@needs_shared_data
+def test_finetune_compare_runs(ray_cluster, capsys, tmp_path):
+    result = _run_in_process("finetune_compare.py", ["--molecules", "120", "--pretrain-epochs", "1", "--epochs", "1",
+                                                     "--seeds", "0", "--output", str(tmp_path / "out"),
+                                                     "--work", str(tmp_path / "work")], capsys)  # fmt: skip
+    assert set(result) >= {"finetune", "scratch", "linear_probe"}
+    assert (tmp_path / "out" / "results.md").read_text().count("|") > 10

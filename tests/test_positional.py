@@ -58,3 +58,19 @@ def test_single_atom():
     assert vec.tolist() == [[1.0, 0.0, 0.0]] and val.tolist() == [[0.0, 0.0, 0.0]]
     (rw,) = random_walk_pe([(1, np.zeros((2, 0), np.int64))], 3)
     assert (rw == 0).all()
+
+
+def test_batched_encodings_equal_molecule_by_molecule():
+    """One call over many molecules (sizes repeat, some disconnected) = each molecule alone."""
+    from graphium_ray.data.builtin import REFERENCE_SMILES
+
+    graphs = []
+    for smiles in [*REFERENCE_SMILES, "[Na+].[Cl-]", "CCO.c1ccccc1", "C"]:
+        g = mol_to_graph(parse_smiles(smiles), ["atomic-number"], [], ["in-ring"])
+        graphs.append((g.num_nodes, g.edge_index))
+    batched_lap, batched_rw = laplacian_pe(graphs, 5), random_walk_pe(graphs, 7)
+    for graph, (vec, val), rw in zip(graphs, batched_lap, batched_rw, strict=True):
+        ((vec1, val1),) = laplacian_pe([graph], 5)
+        np.testing.assert_allclose(vec, vec1, atol=1e-6)
+        np.testing.assert_allclose(val, val1, atol=1e-6)
+        np.testing.assert_allclose(rw, random_walk_pe([graph], 7)[0], atol=1e-7)

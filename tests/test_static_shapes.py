@@ -88,36 +88,26 @@ def _float64(b):
     return replace(b, **cast, pe={k: v.double() for k, v in b.pe.items()}, y={k: v.double() for k, v in b.y.items()})
 
 
-def _numpy_rows(table) -> dict[str, np.ndarray]:
-    cols = {c: np.array(table.column(c).to_pylist(), dtype=object) for c in table.column_names}
-    for c in ("num_nodes", "num_edges"):
-        cols[c] = np.array(table.column(c).to_pylist())
-    return cols
-
-
 def test_static_batcher_packs_every_row_once_within_budget(rows):
-    cols = _numpy_rows(rows)
     batcher = StaticBatcher(StaticShape.for_batch_size(8, 12, 26), WIDTHS, 13)
-    chunks = [{k: v[i : i + 7] for k, v in cols.items()} for i in range(0, len(cols["num_nodes"]), 7)]
+    chunks = [rows.slice(i, 7) for i in range(0, rows.num_rows, 7)]
     batches = list(batcher(chunks))
     assert {(b.num_graphs, b.num_nodes, b.edge_index.shape[1]) for b in batches} == {(9, 97, 208)}
     real_y = torch.cat([b.y["graph"][b.graph_mask] for b in batches])
     expected = rows_to_batch(rows, WIDTHS, 13).y["graph"]
     torch.testing.assert_close(real_y, expected, equal_nan=True)  # all rows, in order, once
-    assert sum(int(b.node_mask.sum()) for b in batches) == int(sum(cols["num_nodes"]))
+    assert sum(int(b.node_mask.sum()) for b in batches) == int(sum(rows.column("num_nodes").to_numpy()))
     assert len(batches) < len(REFERENCE_SMILES) / 3  # packed, not one graph per batch
 
 
 def test_too_large_molecule_names_the_molecule_and_the_setting(rows):
-    cols = _numpy_rows(rows)
     with pytest.raises(GraphTooLargeError, match=r"molecule .* atoms.*max_nodes_per_graph"):
-        list(StaticBatcher(StaticShape(3, 5, 8), WIDTHS, 13)([cols]))
+        list(StaticBatcher(StaticShape(3, 5, 8), WIDTHS, 13)([rows]))
 
 
 def test_compiled_model_on_static_batches_matches_eager_without_recompiling(rows):
-    cols = _numpy_rows(rows)
     batcher = StaticBatcher(StaticShape.for_batch_size(10, 12, 26), WIDTHS, 13)
-    first, second = list(batcher([cols]))[:2]
+    first, second = list(batcher([rows]))[:2]
     model = _model("gine", norm="batch", virtual_node=True).eval()
     compiled = torch.compile(model, dynamic=False)
     with torch.no_grad():

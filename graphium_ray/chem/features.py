@@ -133,11 +133,3 @@ def atom_feature_dim(onehot: list[str], floats: list[str]) -> int:
 
 def bond_feature_dim(bond: list[str]) -> int:
     return sum(BOND_WIDTH[n] for n in bond)
-
-
-def onehot_block(table: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """(n,) raw integer values -> (n, width) float32 one-hot through ``table``."""
-    width = int(table.max()) + 1
-    out = np.zeros((raw.shape[0], width), dtype=np.float32)
-    out[np.arange(raw.shape[0]), table[np.clip(raw, 0, table.shape[0] - 1)]] = 1.0
-    return out

@@ -12,12 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from rdkit import Chem, RDLogger
 
-from graphium_ray.chem.features import (
-    ATOM_ONEHOT_TABLES,
-    BOND_TYPE_TABLE,
-    STEREO_TABLE,
-    onehot_block,
-)
+from graphium_ray.chem.features import ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE, STEREO_TABLE
 
 RDLogger.DisableLog("rdApp.*")  # reasons are captured and reported per row instead
 
@@ -105,61 +100,132 @@ def molecule_key(mol: Chem.Mol) -> str:
     return Chem.MolToSmiles(mol)
 
 
-def atom_features(mol: Chem.Mol, onehot: list[str], floats: list[str]) -> np.ndarray:
-    """(N, F_atom) float32: one-hot blocks then float columns, in config order."""
-    atoms = mol.GetAtoms()
-    raw: dict[str, list] = {k: [] for k in ("z", "val", "deg", "chg", "rad", "aro", "ring", "hyb", "chi", "mass")}
-    for a in atoms:
-        raw["z"].append(a.GetAtomicNum())
-        raw["val"].append(a.GetTotalValence())
-        raw["deg"].append(a.GetDegree())
-        raw["chg"].append(a.GetFormalCharge())
-        raw["rad"].append(a.GetNumRadicalElectrons())
-        raw["aro"].append(a.GetIsAromatic())
-        raw["ring"].append(a.IsInRing())
-        if "hybridization" in onehot:
-            raw["hyb"].append(int(a.GetHybridization()))
-        if "chirality" in onehot:
-            raw["chi"].append(int(a.GetChiralTag()))
-        if "mass" in floats:
-            raw["mass"].append(a.GetMass() / 100.0)
-    source = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
-              "hybridization": "hyb", "chirality": "chi"}  # fmt: skip
-    blocks = [onehot_block(ATOM_ONEHOT_TABLES[n], np.asarray(raw[source[n]], dtype=np.int64)) for n in onehot]
-    float_source = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
-                    "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
-    if floats:
-        blocks.append(np.asarray([raw[float_source[f]] for f in floats], dtype=np.float32).T.reshape(-1, len(floats)))
-    return np.concatenate(blocks, axis=1) if blocks else np.zeros((mol.GetNumAtoms(), 0), np.float32)
+class GraphArrays(NamedTuple):
+    """Several molecules' graphs as flat arrays (no per-molecule objects).
+
+    x: (ΣN, F_atom) float32; edge_index: (2, ΣE) int64 with *per-molecule* atom indices (bond b of a
+    molecule is its edges 2b and 2b+1); edge_attr: (ΣE, F_bond) float32; num_nodes, num_edges: (M,).
+    """
+
+    x: np.ndarray
+    edge_index: np.ndarray
+    edge_attr: np.ndarray
+    num_nodes: np.ndarray
+    num_edges: np.ndarray
 
 
-def bond_arrays(mol: Chem.Mol, bond_feats: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """edge_index (2, 2B) int64 with both directions; edge_attr (2B, F_bond) float32."""
-    ends, btype, stereo, ring, conj = [], [], [], [], []
-    for b in mol.GetBonds():
-        ends.append((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))
-        btype.append(int(b.GetBondType()))
-        stereo.append(int(b.GetStereo()))
-        ring.append(b.IsInRing())
-        conj.append(b.GetIsConjugated())
-    n_bonds = len(ends)
-    ends_arr = np.asarray(ends, dtype=np.int64).reshape(n_bonds, 2)
-    edge_index = np.empty((2, 2 * n_bonds), dtype=np.int64)
-    edge_index[0, 0::2], edge_index[1, 0::2] = ends_arr[:, 0], ends_arr[:, 1]
-    edge_index[0, 1::2], edge_index[1, 1::2] = ends_arr[:, 1], ends_arr[:, 0]
-    blocks = []
-    for name in bond_feats:
-        if name == "bond-type-onehot":
-            blocks.append(onehot_block(BOND_TYPE_TABLE, np.asarray(btype, dtype=np.int64)))
-        elif name == "stereo":
-            blocks.append(onehot_block(STEREO_TABLE, np.asarray(stereo, dtype=np.int64)))
+_A, _B = Chem.Atom, Chem.Bond
+# Raw per-atom values are read with one C-level ``map`` per property over all atoms of the batch
+# (RDKit's Python-level GetAtoms() iterator and a Python loop per atom cost more than the RDKit
+# calls themselves). Degree and ring membership come from the bonds (no per-atom call).
+_ATOM_GETTERS = {
+    "z": _A.GetAtomicNum, "val": _A.GetTotalValence, "chg": _A.GetFormalCharge,
+    "rad": _A.GetNumRadicalElectrons, "aro": _A.GetIsAromatic, "hyb": _A.GetHybridization,
+    "chi": _A.GetChiralTag,
+}  # fmt: skip
+_ONEHOT_SOURCE = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
+                  "hybridization": "hyb", "chirality": "chi"}  # fmt: skip
+_FLOAT_SOURCE = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
+                 "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
+# bond order as a double → BondType value, for bonds read without the (slow) enum getter
+_DOUBLE_TO_TYPE = {1.0: int(Chem.BondType.SINGLE), 1.5: int(Chem.BondType.AROMATIC),
+                   2.0: int(Chem.BondType.DOUBLE), 3.0: int(Chem.BondType.TRIPLE),
+                   4.0: int(Chem.BondType.QUADRUPLE)}  # fmt: skip
+_DOUBLE = int(Chem.BondType.DOUBLE)
+
+
+def _ints(getter, objects: list) -> np.ndarray:
+    return np.fromiter(map(getter, objects), dtype=np.int64, count=len(objects))
+
+
+def _feature_matrix(blocks: list[tuple[np.ndarray | None, np.ndarray]], rows: int) -> np.ndarray:
+    """(rows, F) float32 from blocks in order: ``(table, raw ints)`` is a one-hot block through the
+    lookup table (out-of-range values → the "other" column), ``(None, values)`` one value column.
+    One allocation and one scatter per block for the whole batch."""
+    widths = [1 if table is None else int(table.max()) + 1 for table, _ in blocks]
+    out = np.zeros((rows, sum(widths)), dtype=np.float32)
+    offset, row_index = 0, np.arange(rows)
+    for (table, values), width in zip(blocks, widths, strict=True):
+        if table is None:
+            out[:, offset] = values
         else:
-            blocks.append(np.asarray(ring if name == "in-ring" else conj, dtype=np.float32).reshape(-1, 1))
-    per_bond = np.concatenate(blocks, axis=1) if blocks else np.zeros((n_bonds, 0), np.float32)
-    return edge_index, np.repeat(per_bond, 2, axis=0)
+            out[row_index, offset + table[np.clip(values, 0, table.shape[0] - 1)]] = 1.0
+        offset += width
+    return out
+
+
+def mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], bond_feats: list[str],
+                   plain_bond_orders: list[bool] | None = None) -> GraphArrays:  # fmt: skip
+    """Featurize many molecules at once: RDKit values are gathered per property over all atoms and
+    bonds of all molecules, then every feature block is built with one NumPy scatter for the batch.
+
+    ``plain_bond_orders[i]`` may be True when molecule i can only hold single, aromatic, double,
+    triple or quadruple bonds (a SMILES without dative ``->`` / ``<-``): its bond types are then read
+    as bond orders (4× cheaper than the enum getter); otherwise, and by default, as BondType.
+    """
+    atoms: list[Chem.Atom] = []
+    bonds: list[Chem.Bond] = []
+    num_nodes = np.zeros(len(mols), np.int64)
+    num_bonds = np.zeros(len(mols), np.int64)
+    for i, mol in enumerate(mols):
+        atoms.extend(map(mol.GetAtomWithIdx, range(mol.GetNumAtoms())))
+        bonds.extend(map(mol.GetBondWithIdx, range(mol.GetNumBonds())))
+        num_nodes[i], num_bonds[i] = mol.GetNumAtoms(), mol.GetNumBonds()
+    n_atoms = int(num_nodes.sum())
+    node_offset = np.repeat(np.cumsum(num_nodes) - num_nodes, num_bonds)
+    begin, end = _ints(_B.GetBeginAtomIdx, bonds), _ints(_B.GetEndAtomIdx, bonds)
+    bond_ring = np.fromiter(map(_B.IsInRing, bonds), dtype=bool, count=len(bonds))
+    raw: dict[str, np.ndarray] = {}
+    for key in {_ONEHOT_SOURCE[n] for n in onehot} | {_FLOAT_SOURCE[f] for f in floats}:
+        if key == "deg":  # explicit neighbours = incident bonds
+            raw[key] = np.bincount(np.concatenate([begin, end]) + np.tile(node_offset, 2), minlength=n_atoms)
+        elif key == "ring":  # an atom is in a ring iff one of its bonds is
+            ring_ends = np.concatenate([begin, end])[np.tile(bond_ring, 2)] + np.tile(node_offset, 2)[np.tile(bond_ring, 2)]
+            raw[key] = np.bincount(ring_ends, minlength=n_atoms) > 0
+        elif key == "mass":
+            raw[key] = np.fromiter(map(_A.GetMass, atoms), dtype=np.float32, count=n_atoms) / 100.0
+        else:
+            raw[key] = _ints(_ATOM_GETTERS[key], atoms)
+    blocks = [(ATOM_ONEHOT_TABLES[n], raw[_ONEHOT_SOURCE[n]]) for n in onehot]
+    blocks += [(None, raw[_FLOAT_SOURCE[f]]) for f in floats]
+    x = _feature_matrix(blocks, n_atoms)
+    needs_type = bool({"bond-type-onehot", "stereo"} & set(bond_feats))
+    btype = _bond_types(bonds, num_bonds, plain_bond_orders) if needs_type else None
+    bond_blocks = {
+        "bond-type-onehot": lambda: (BOND_TYPE_TABLE, btype),
+        "stereo": lambda: (STEREO_TABLE, _stereo(bonds, btype)),
+        "in-ring": lambda: (None, bond_ring),
+        "conjugated": lambda: (None, np.fromiter(map(_B.GetIsConjugated, bonds), dtype=bool, count=len(bonds))),
+    }
+    per_bond = _feature_matrix([bond_blocks[n]() for n in bond_feats], len(bonds))
+    edge_index = np.empty((2, 2 * len(bonds)), dtype=np.int64)
+    edge_index[0, 0::2] = edge_index[1, 1::2] = begin
+    edge_index[1, 0::2] = edge_index[0, 1::2] = end
+    return GraphArrays(x, edge_index, np.repeat(per_bond, 2, axis=0), num_nodes, 2 * num_bonds)
+
+
+def _bond_types(bonds: list[Chem.Bond], num_bonds: np.ndarray, plain: list[bool] | None) -> np.ndarray:
+    """BondType values of all bonds; bond orders (doubles) stand in for molecules marked plain."""
+    if plain is None or not any(plain):
+        return _ints(_B.GetBondType, bonds)
+    orders = np.fromiter(map(_B.GetBondTypeAsDouble, bonds), dtype=np.float64, count=len(bonds))
+    types = np.full(len(bonds), -1, dtype=np.int64)
+    for order, value in _DOUBLE_TO_TYPE.items():
+        types[orders == order] = value
+    exact = ~np.repeat(np.asarray(plain, dtype=bool), num_bonds) | (types < 0)
+    for i in np.flatnonzero(exact):
+        types[i] = int(bonds[i].GetBondType())
+    return types
+
+
+def _stereo(bonds: list[Chem.Bond], btype: np.ndarray) -> np.ndarray:
+    """BondStereo values; RDKit sets stereo only on double bonds, so only those are asked."""
+    stereo = np.full(len(bonds), int(Chem.BondStereo.STEREONONE), dtype=np.int64)
+    double = np.flatnonzero(btype == _DOUBLE)
+    stereo[double] = [int(bonds[i].GetStereo()) for i in double]
+    return stereo
 
 
 def mol_to_graph(mol: Chem.Mol, onehot: list[str], floats: list[str], bond_feats: list[str]) -> MolGraph:
-    x = atom_features(mol, onehot, floats)
-    edge_index, edge_attr = bond_arrays(mol, bond_feats)
-    return MolGraph(x=x, edge_index=edge_index, edge_attr=edge_attr)
+    g = mols_to_graphs([mol], onehot, floats, bond_feats)
+    return MolGraph(x=g.x, edge_index=g.edge_index, edge_attr=g.edge_attr)

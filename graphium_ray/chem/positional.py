@@ -9,8 +9,9 @@ Signs are fixed so that the largest-magnitude entry of each eigenvector is posit
 Random-walk PE. With :math:`P = D^{-1} A` (rows of isolated atoms are zero), atom i gets
 :math:`[(P^1)_{ii}, \\dots, (P^k)_{ii}]`, the probability that a walk returns after t steps.
 
-Components and molecules of equal size are stacked and decomposed with one ``eigh`` call /
-one chain of batched matmuls.
+A whole batch of molecules is processed at once: connected components from one call on the
+block-diagonal graph, and components (molecules) of equal size stacked and decomposed with one
+``eigh`` call (one chain of batched matmuls); no Python work per molecule.
 """
 
 from __future__ import annotations
@@ -26,14 +27,10 @@ def dense_adjacency(num_nodes: int, edge_index: np.ndarray) -> np.ndarray:
     return adj
 
 
-def _components(num_nodes: int, edge_index: np.ndarray) -> list[np.ndarray]:
-    if num_nodes == 0:
-        return []
-    graph = coo_matrix((np.ones(edge_index.shape[1]), (edge_index[0], edge_index[1])), shape=(num_nodes, num_nodes))
-    n_comp, labels = connected_components(graph, directed=False)
-    if n_comp == 1:
-        return [np.arange(num_nodes)]
-    return [np.flatnonzero(labels == c) for c in range(n_comp)]
+def _global_edges(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges: np.ndarray) -> np.ndarray:
+    """Per-molecule edge indices (2, ΣE) → indices into the concatenated nodes of all molecules."""
+    node_offset = np.cumsum(num_nodes) - num_nodes
+    return edge_index + np.repeat(node_offset, num_edges)[None, :]
 
 
 def _fix_signs(vecs: np.ndarray) -> np.ndarray:
@@ -44,42 +41,98 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * signs
 
 
+def _stacked_adjacency(members: np.ndarray, size: int, slot: np.ndarray, pos: np.ndarray, src, dst) -> np.ndarray:
+    """(B, size, size) adjacency of the groups in ``members`` (group ids of one size); ``slot``
+    maps group id → stack index, ``pos`` node → position in its group; src/dst global edges."""
+    adj = np.zeros((len(members), size, size), dtype=np.float64)
+    adj[slot[src], pos[src], pos[dst]] = 1.0
+    return adj
+
+
+def _groups(labels: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """(size of each group, position of each node within its group, in node order)."""
+    sizes = np.bincount(labels, minlength=n_groups)
+    order = np.argsort(labels, kind="stable")
+    pos = np.empty(len(labels), dtype=np.int64)
+    pos[order] = np.arange(len(labels)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return sizes, pos
+
+
+def laplacian_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges: np.ndarray, k: int):
+    """All molecules at once: num_nodes (M,), per-molecule edge_index (2, ΣE), num_edges (M,) →
+    (eigvecs (ΣN, k), eigvals (ΣN, k)) float32. Components come from one ``connected_components``
+    call on the block-diagonal graph of the batch; components of equal size share one ``eigh``."""
+    total = int(num_nodes.sum())
+    vec_out, val_out = np.zeros((total, k), np.float32), np.zeros((total, k), np.float32)
+    if total == 0:
+        return vec_out, val_out
+    src, dst = _global_edges(num_nodes, edge_index, num_edges)
+    graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(total, total))
+    n_comp, comp = connected_components(graph, directed=False)
+    sizes, pos = _groups(comp, n_comp)
+    degree = np.bincount(src, minlength=total).astype(np.float64)
+    for size in np.unique(sizes):
+        members = np.flatnonzero(sizes == size)
+        slot = np.full(n_comp, -1, dtype=np.int64)
+        slot[members] = np.arange(len(members))
+        in_group = slot[comp[src]] >= 0
+        lap = -_stacked_adjacency(members, size, slot[comp], pos, src[in_group], dst[in_group])
+        nodes = np.flatnonzero(slot[comp] >= 0)
+        lap[slot[comp[nodes]], pos[nodes], pos[nodes]] = degree[nodes]
+        vals, vecs = np.linalg.eigh(lap)
+        m = min(k, int(size))
+        vecs = _fix_signs(vecs[:, :, :m])
+        vec_out[nodes, :m] = vecs[slot[comp[nodes]], pos[nodes]]
+        val_out[nodes, :m] = np.clip(vals[slot[comp[nodes]], :m], 0.0, None)  # round-off can give -1e-16
+    return vec_out, val_out
+
+
+def random_walk_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges: np.ndarray, k: int) -> np.ndarray:
+    """All molecules at once → (ΣN, k) float32 return probabilities for t = 1..k; molecules of
+    equal size share one chain of batched matmuls."""
+    total = int(num_nodes.sum())
+    out = np.zeros((total, k), np.float32)
+    if total == 0:
+        return out
+    src, dst = _global_edges(num_nodes, edge_index, num_edges)
+    mol = np.repeat(np.arange(len(num_nodes)), num_nodes)
+    _, pos = _groups(mol, len(num_nodes))
+    for size in np.unique(num_nodes[num_nodes > 0]):
+        members = np.flatnonzero(num_nodes == size)
+        slot = np.full(len(num_nodes), -1, dtype=np.int64)
+        slot[members] = np.arange(len(members))
+        in_group = slot[mol[src]] >= 0
+        adj = _stacked_adjacency(members, size, slot[mol], pos, src[in_group], dst[in_group])
+        deg = adj.sum(axis=2, keepdims=True)
+        trans = np.divide(adj, deg, out=np.zeros_like(adj), where=deg > 0)
+        nodes = np.flatnonzero(slot[mol] >= 0)
+        power = trans
+        for t in range(k):
+            out[nodes, t] = np.diagonal(power, axis1=1, axis2=2)[slot[mol[nodes]], pos[nodes]]
+            if t + 1 < k:
+                power = power @ trans
+    return out
+
+
+def _flat_inputs(graphs: list[tuple[int, np.ndarray]]):
+    num_nodes = np.array([n for n, _ in graphs], dtype=np.int64)
+    num_edges = np.array([ei.shape[1] for _, ei in graphs], dtype=np.int64)
+    edges = np.concatenate([ei for _, ei in graphs], axis=1) if graphs else np.zeros((2, 0), np.int64)
+    return num_nodes, edges.astype(np.int64), num_edges
+
+
+def _split(flat: np.ndarray, num_nodes: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(num_nodes)[:-1]) if len(num_nodes) else []
+
+
 def laplacian_pe(graphs: list[tuple[int, np.ndarray]], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """graphs: [(num_nodes, edge_index (2, E))] -> [(eigvecs (N, k), eigvals (N, k))] float32."""
-    out = [(np.zeros((n, k), np.float32), np.zeros((n, k), np.float32)) for n, _ in graphs]
-    by_size: dict[int, list[tuple[int, np.ndarray, np.ndarray]]] = {}
-    for g, (n, ei) in enumerate(graphs):
-        adj = dense_adjacency(n, ei)
-        for nodes in _components(n, ei):
-            sub = adj[np.ix_(nodes, nodes)]
-            lap = np.diag(sub.sum(axis=1)) - sub
-            by_size.setdefault(len(nodes), []).append((g, nodes, lap))
-    for size, items in by_size.items():
-        vals, vecs = np.linalg.eigh(np.stack([lap for _, _, lap in items]))
-        m = min(k, size)
-        vecs = _fix_signs(vecs[:, :, :m])
-        for (g, nodes, _), val, vec in zip(items, vals, vecs, strict=True):
-            out[g][0][nodes, :m] = vec
-            out[g][1][nodes, :m] = np.clip(val[:m], 0.0, None)  # round-off can give -1e-16
-    return out
+    num_nodes, edges, num_edges = _flat_inputs(graphs)
+    vec, val = laplacian_pe_flat(num_nodes, edges, num_edges, k)
+    return list(zip(_split(vec, num_nodes), _split(val, num_nodes), strict=True))
 
 
 def random_walk_pe(graphs: list[tuple[int, np.ndarray]], k: int) -> list[np.ndarray]:
     """graphs: [(num_nodes, edge_index)] -> [(N, k) float32 return probabilities for t=1..k]."""
-    out: list[np.ndarray] = [np.zeros((n, k), np.float32) for n, _ in graphs]
-    by_size: dict[int, list[int]] = {}
-    for g, (n, _) in enumerate(graphs):
-        if n > 0:
-            by_size.setdefault(n, []).append(g)
-    for n, members in by_size.items():
-        adj = np.stack([dense_adjacency(n, graphs[g][1]) for g in members])
-        deg = adj.sum(axis=2, keepdims=True)
-        trans = np.divide(adj, deg, out=np.zeros_like(adj), where=deg > 0)
-        power = trans.copy()
-        for t in range(k):
-            diag = np.diagonal(power, axis1=1, axis2=2)
-            for j, g in enumerate(members):
-                out[g][:, t] = diag[j]
-            if t + 1 < k:
-                power = power @ trans
-    return out
+    num_nodes, edges, num_edges = _flat_inputs(graphs)
+    return _split(random_walk_pe_flat(num_nodes, edges, num_edges, k), num_nodes)

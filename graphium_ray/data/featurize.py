@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from graphium_ray.chem.graph import MolGraph, ParseError, mol_to_graph, parse_smiles
-from graphium_ray.chem.positional import laplacian_pe, random_walk_pe
+from graphium_ray.chem.graph import ParseError, mols_to_graphs, parse_smiles
+from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
 
 _F32 = pa.list_(pa.float32())
@@ -42,8 +42,32 @@ def featurized_schema(pe_lap: bool, pe_rw: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _list_column(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataType) -> pa.Array:
+    """Flat ``values`` split into consecutive rows of ``lengths`` → an Arrow list array (no copies
+    per row: one offsets buffer and one values buffer)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.ascontiguousarray(values).reshape(-1), value_type))
+
+
+def _rows_blocked_edges(edge_index: np.ndarray, num_edges: np.ndarray) -> np.ndarray:
+    """(2, ΣE) edges → the flat per-graph layout [src of graph 0, dst of graph 0, src of graph 1, ...]."""
+    starts = np.cumsum(num_edges) - num_edges
+    graph = np.repeat(np.arange(len(num_edges)), num_edges)
+    local = np.arange(edge_index.shape[1]) - starts[graph]
+    out = np.empty(2 * edge_index.shape[1], dtype=np.int32)
+    out[2 * starts[graph] + local] = edge_index[0]
+    out[2 * starts[graph] + num_edges[graph] + local] = edge_index[1]
+    return out
+
+
 class Featurizer:
-    """Callable on an Arrow table of molecule rows → Arrow table of featurized rows."""
+    """Callable on an Arrow table of molecule rows → Arrow table of featurized rows.
+
+    The whole table is featurized as one batch: RDKit parses each SMILES, atom and bond values are
+    gathered per property over all molecules (:func:`mols_to_graphs`), and the output list columns
+    are built from flat arrays and offsets, never from per-row Python objects.
+    """
 
     def __init__(self, cfg: FeaturizerConfig, num_node_tasks: int, num_edge_tasks: int):
         self.cfg = cfg
@@ -51,44 +75,63 @@ class Featurizer:
         self.t_edge = num_edge_tasks
         pe = cfg.positional_encodings
         self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0)
-
-    def graph(self, smiles: str, atom_mapped: bool) -> MolGraph:
-        mol = parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=atom_mapped)
-        return mol_to_graph(mol, list(self.cfg.atom_onehot), list(self.cfg.atom_float), list(self.cfg.bond))
+        self.features = (list(cfg.atom_onehot), list(cfg.atom_float), list(cfg.bond))
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        rows = table.select(["mol_key", "split", "sources", "smiles", "atom_mapped", "y_graph", "y_node", "y_edge"])
-        out: dict[str, list] = {name: [] for name in self.schema.names}
-        graphs: list[tuple[int, np.ndarray]] = []
-        for row in rows.to_pylist():
-            graph, y_node, y_edge, reason = self._one(row)
-            for k in ("mol_key", "split", "sources", "y_graph"):
-                out[k].append(row[k])
-            out["num_nodes"].append(graph.num_nodes)
-            out["num_edges"].append(graph.num_edges)
-            out["x"].append(graph.x.reshape(-1))
-            out["edge_index"].append(graph.edge_index.astype(np.int32).reshape(-1))
-            out["edge_attr"].append(graph.edge_attr.reshape(-1))
-            out["y_node"].append(y_node)
-            out["y_edge"].append(y_edge)
-            out["skip_reason"].append(reason)
-            graphs.append((graph.num_nodes, graph.edge_index))
-        self._add_pes(out, graphs)
-        return pa.table({name: pa.array(out[name], self.schema.field(name).type) for name in self.schema.names})
+        n = table.num_rows
+        reasons: list[str | None] = [None] * n
+        mols, ok, plain = [], [], []
+        for i, (smiles, mapped) in enumerate(zip(table.column("smiles").to_pylist(),
+                                                 table.column("atom_mapped").to_pylist(), strict=True)):  # fmt: skip
+            try:
+                mols.append(parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped)))
+                ok.append(i)
+                plain.append(">" not in smiles and "<" not in smiles)  # no dative bonds
+            except ParseError as err:
+                reasons[i] = f"unparsable SMILES: {err}"
+        g = mols_to_graphs(mols, *self.features, plain_bond_orders=plain)
+        y_node, y_edge = self._item_labels(table, ok, g, reasons)
+        keep = np.array([reasons[i] is None for i in ok], dtype=bool)
+        node_keep, edge_keep = np.repeat(keep, g.num_nodes), np.repeat(keep, g.num_edges)
+        ok_rows = np.asarray(ok, dtype=np.int64)[keep]
+        num_nodes = np.zeros(n, np.int64)
+        num_edges = np.zeros(n, np.int64)
+        num_nodes[ok_rows], num_edges[ok_rows] = g.num_nodes[keep], g.num_edges[keep]
+        x, edge_attr = g.x[node_keep], g.edge_attr[edge_keep]
+        edge_index = g.edge_index[:, edge_keep]
+        cols = {name: table.column(name) for name in ("mol_key", "split", "sources", "y_graph")}
+        cols["num_nodes"] = pa.array(num_nodes, pa.int32())
+        cols["num_edges"] = pa.array(num_edges, pa.int32())
+        cols["x"] = _list_column(x, num_nodes * x.shape[1], pa.float32())
+        cols["edge_index"] = _list_column(_rows_blocked_edges(edge_index, num_edges[ok_rows]), 2 * num_edges, pa.int32())
+        cols["edge_attr"] = _list_column(edge_attr, num_edges * edge_attr.shape[1], pa.float32())
+        cols["y_node"] = _list_column(y_node[node_keep], num_nodes * self.t_node, pa.float32())
+        cols["y_edge"] = _list_column(y_edge[edge_keep], num_edges * self.t_edge, pa.float32())
+        cols["skip_reason"] = pa.array(reasons, pa.string())
+        cols.update(self._pes(edge_index, num_nodes, num_edges, ok_rows))
+        return pa.table({name: cols[name].cast(self.schema.field(name).type) for name in self.schema.names})
 
-    def _one(self, row: dict) -> tuple[MolGraph, np.ndarray, np.ndarray, str | None]:
-        empty = MolGraph(np.zeros((0, 0), np.float32), np.zeros((2, 0), np.int64), np.zeros((0, 0), np.float32))
-        nothing = np.zeros(0, np.float32)
-        try:
-            graph = self.graph(row["smiles"], row["atom_mapped"])
-        except ParseError as err:
-            return empty, nothing, nothing, f"unparsable SMILES: {err}"
-        try:
-            y_node = self._items(row["y_node"], graph.num_nodes, self.t_node, "atoms", 1)
-            y_edge = self._items(row["y_edge"], graph.num_edges // 2, self.t_edge, "bonds", 2)
-        except ValueError as err:
-            return empty, nothing, nothing, str(err)
-        return graph, y_node, y_edge, None
+    def _item_labels(self, table: pa.Table, ok: list[int], g, reasons: list) -> tuple[np.ndarray, np.ndarray]:
+        """Per-atom (ΣN·T_node) and per-directed-edge (ΣE·T_edge) labels of the parsed molecules,
+        checked against each molecule (a wrong length marks the row skipped with the reason)."""
+        per_node, per_edge = [], []
+        y_node_col = table.column("y_node").to_pylist() if self.t_node else None
+        y_edge_col = table.column("y_edge").to_pylist() if self.t_edge else None
+        for j, i in enumerate(ok):
+            n_atoms, n_edges = int(g.num_nodes[j]), int(g.num_edges[j])
+            try:
+                node = self._items(y_node_col[i] if y_node_col else [], n_atoms, self.t_node, "atoms", 1)
+                edge = self._items(y_edge_col[i] if y_edge_col else [], n_edges // 2, self.t_edge, "bonds", 2)
+            except ValueError as err:
+                reasons[i] = str(err)
+                node = np.full(n_atoms * self.t_node, np.nan, np.float32)
+                edge = np.full(n_edges * self.t_edge, np.nan, np.float32)
+            per_node.append(node.reshape(n_atoms, self.t_node))
+            per_edge.append(edge.reshape(n_edges, self.t_edge))
+        if not self.t_node and not self.t_edge:
+            return np.zeros((int(g.num_nodes.sum()), 0), np.float32), np.zeros((int(g.num_edges.sum()), 0), np.float32)
+        cat = lambda parts, t: np.concatenate(parts) if parts else np.zeros((0, t), np.float32)  # noqa: E731
+        return cat(per_node, self.t_node), cat(per_edge, self.t_edge)
 
     def _items(self, values: list, n_items: int, n_tasks: int, what: str, repeat: int) -> np.ndarray:
         """Per-item labels (n_items × n_tasks), checked against the molecule; NaN when absent."""
@@ -105,11 +148,15 @@ class Featurizer:
         arr = np.asarray(values, np.float32).reshape(n_items, n_tasks)
         return np.repeat(arr, repeat, axis=0).reshape(-1)
 
-    def _add_pes(self, out: dict[str, list], graphs: list[tuple[int, np.ndarray]]) -> None:
+    def _pes(self, edge_index: np.ndarray, num_nodes: np.ndarray, num_edges: np.ndarray, ok_rows) -> dict:
         pe = self.cfg.positional_encodings
+        nodes, edges = num_nodes[ok_rows], num_edges[ok_rows]
+        out = {}
         if pe.laplacian_k:
-            for vec, val in laplacian_pe(graphs, pe.laplacian_k):
-                out["lap_vec"].append(vec.reshape(-1))
-                out["lap_val"].append(val.reshape(-1))
+            vec, val = laplacian_pe_flat(nodes, edge_index, edges, pe.laplacian_k)
+            out["lap_vec"] = _list_column(vec, num_nodes * pe.laplacian_k, pa.float32())
+            out["lap_val"] = _list_column(val, num_nodes * pe.laplacian_k, pa.float32())
         if pe.random_walk_k:
-            out["rw"].extend(p.reshape(-1) for p in random_walk_pe(graphs, pe.random_walk_k))
+            rw = random_walk_pe_flat(nodes, edge_index, edges, pe.random_walk_k)
+            out["rw"] = _list_column(rw, num_nodes * pe.random_walk_k, pa.float32())
+        return out

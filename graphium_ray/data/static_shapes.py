@@ -21,10 +21,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from graphium_ray.batch import GraphBatch
-from graphium_ray.data.collate import collate_arrays, select_rows
+from graphium_ray.data.collate import collate_arrays
 
 
 @dataclass(frozen=True)
@@ -80,26 +81,8 @@ def pad_batch(batch: GraphBatch, shape: StaticShape) -> GraphBatch:
     )
 
 
-def _concat_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {}
-    for k in a:
-        if a[k].dtype == object or b[k].dtype == object or a[k].shape[1:] != b[k].shape[1:]:
-            out[k] = np.concatenate([_as_objects(a[k]), _as_objects(b[k])])
-        else:
-            out[k] = np.concatenate([a[k], b[k]])
-    return out
-
-
-def _as_objects(column: np.ndarray) -> np.ndarray:
-    if column.dtype == object or column.ndim == 1:
-        return column
-    out = np.empty(len(column), dtype=object)
-    out[:] = list(column)
-    return out
-
-
 class StaticBatcher:
-    """Re-packs a stream of row batches (NumPy columns of the featurized schema) into padded
+    """Re-packs a stream of row batches (Arrow tables of the featurized schema) into padded
     GraphBatches of one shape. Rows are taken in order; a batch closes when the next graph would
     overflow a budget, and the rows that did not fit open the next batch: no row is dropped."""
 
@@ -125,23 +108,24 @@ class StaticBatcher:
             g, n, e = g + 1, n + ni, e + ei
         return cuts
 
-    def __call__(self, row_batches: Iterable[dict[str, np.ndarray]]) -> Iterator[GraphBatch]:
-        carry: dict[str, np.ndarray] | None = None
+    def __call__(self, row_batches: Iterable[pa.Table]) -> Iterator[GraphBatch]:
+        carry: pa.Table | None = None
         for rows in row_batches:
-            rows = rows if carry is None else _concat_rows(carry, rows)
+            rows = rows if carry is None else pa.concat_tables([carry, rows])
             carry = None
-            cuts = self._cuts(np.asarray(rows["num_nodes"]), np.asarray(rows["num_edges"]), rows.get("mol_key"))
+            keys = rows.column("mol_key").to_numpy(zero_copy_only=False) if "mol_key" in rows.column_names else None
+            cuts = self._cuts(rows.column("num_nodes").to_numpy(), rows.column("num_edges").to_numpy(), keys)
             start = 0
             for end in cuts:
-                yield self._pad(rows, np.arange(start, end))
+                yield self._pad(rows.slice(start, end - start))
                 start = end
-            if start < len(rows["num_nodes"]):
-                carry = select_rows(rows, np.arange(start, len(rows["num_nodes"])))
+            if start < rows.num_rows:
+                carry = rows.slice(start)
         if carry is not None:
-            yield self._pad(carry, np.arange(len(carry["num_nodes"])))
+            yield self._pad(carry)
 
-    def _pad(self, rows: dict[str, np.ndarray], index: np.ndarray) -> GraphBatch:
-        return pad_batch(collate_arrays(select_rows(rows, index), self.widths, self.bond_dim), self.shape)
+    def _pad(self, rows: pa.Table) -> GraphBatch:
+        return pad_batch(collate_arrays(rows, self.widths, self.bond_dim), self.shape)
 
     def empty(self, atom_dim: int, pe_widths: dict[str, int]) -> GraphBatch:
         """A batch of padding only (no real graph): what a data-parallel worker whose data ran out

@@ -98,6 +98,7 @@ def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path,
         "summary": {
             "wall_seconds": round(time.time() - started, 2),
             "train_wall_seconds": round(state.get("wall_seconds", 0.0), 2),
+            "first_step_unix": state.get("first_step_unix"),
             "graphs_per_s": round(sum(h["graphs_per_s"] for h in state["history"]) / len(state["history"]), 1),
             "peak_rss_mb_per_worker": state.get("peak_rss_mb_per_worker"),
             "resumed_from_epoch": state.get("resumed_from_epoch"),

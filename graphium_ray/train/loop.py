@@ -80,7 +80,7 @@ def _evaluate(model, split: str, data: dict, batch_size: int, device, tasks, nor
         collate = GraphCollate(data["label_widths"], data["bond_dim"], worker=worker)
         batches = (b for b in shard.iter_torch_batches(batch_size=batch_size, collate_fn=collate) if b is not None)
     else:  # the compiled / IPU model sees only static shapes; padding rows are masked out of the metrics
-        rows = (deal_rows(b, worker) for b in shard.iter_batches(batch_size=batch_size, batch_format="numpy"))
+        rows = (deal_rows(b, worker) for b in shard.iter_batches(batch_size=batch_size, batch_format="pyarrow"))
         batches = batcher(r for r in rows if r is not None)
     preds = merge_predictions(_gather(collect_predictions(model, batches, device)))
     return compute_metrics(tasks, normalizer, preds)
@@ -91,7 +91,7 @@ def _train_batches(cfg: RunConfig, collate, batcher, idle, epoch):
     shuffle = {"local_shuffle_buffer_size": 4 * cfg.train.batch_size, "local_shuffle_seed": cfg.train.seed * 1000 + epoch}
     if batcher is None:
         return shard.iter_torch_batches(batch_size=cfg.train.batch_size, collate_fn=collate, **shuffle)
-    rows = shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="numpy", **shuffle)
+    rows = shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="pyarrow", **shuffle)
     return _lockstep(batcher(rows), idle)
 
 
@@ -111,7 +111,7 @@ def _train_epoch(model, optimizer, collate, cfg: RunConfig, level_tasks, normali
                  batcher=None, idle=None, frozen=False, ipu_step=None) -> dict:  # fmt: skip
     model.train()
     _set_backbone_frozen(model, optimizer, frozen)
-    total_loss, n_batches, n_graphs, started = 0.0, 0, 0, time.time()
+    total_loss, n_batches, n_graphs, started, first_step = 0.0, 0, 0, time.time(), None
     for batch in _train_batches(cfg, collate, batcher, idle, epoch):
         batch = batch.to(device)
         targets = {lvl: normalizer.normalize(lvl, y) for lvl, y in batch.y.items()}
@@ -126,11 +126,12 @@ def _train_epoch(model, optimizer, collate, cfg: RunConfig, level_tasks, normali
             optimizer.step()
         total_loss += float(loss.detach())
         n_batches += 1
+        first_step = first_step or time.time()
         n_graphs += batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())
     if ipu_step is not None:
         ipu_step.copy_weights_to_host()
     seconds = time.time() - started
-    return {"train_loss": total_loss / max(n_batches, 1), "graphs": n_graphs, "seconds": seconds}
+    return {"train_loss": total_loss / max(n_batches, 1), "graphs": n_graphs, "seconds": seconds, "first_step": first_step}
 
 
 def _init_from_pretrained(model, finetune: dict) -> None:
@@ -206,6 +207,7 @@ def train_loop_per_worker(config: dict) -> None:
     for epoch in range(state["epoch"], cfg.train.epochs):
         stats = _train_epoch(model, optimizer, collate, cfg, level_tasks, normalizer, device, epoch, batcher, idle,
                              frozen=epoch < frozen_epochs, ipu_step=ipu_step)  # fmt: skip
+        state.setdefault("first_step_unix", stats["first_step"])  # startup benchmark: launch → first step
         graphs = sum(_gather(stats["graphs"]))
         eval_model = _unwrap(model) if batcher is None else _unwrap_ddp(model)
         val = _evaluate(eval_model, "val", data, cfg.train.batch_size, device, tasks, normalizer, batcher)

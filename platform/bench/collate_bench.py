@@ -1,0 +1,111 @@
+"""Batch building speed: our collate from flattened featurized columns vs PyG ``Batch.from_data_list``.
+
+ToyMix-size molecules (QM9 from qm9pack + drug-like ZINC molecules, half each) are featurized once;
+then, on one core, side by side in one process:
+
+* ``ours_numpy``: ``collate_arrays`` on the NumPy batch Ray's ``iter_torch_batches`` hands a
+  ``NumpyBatchCollateFn`` (object arrays of per-row arrays) — what training uses;
+* ``ours_arrow``: ``collate_arrays`` on an Arrow table slice (flat buffers, no per-row objects);
+* ``pyg``: ``torch_geometric.data.Batch.from_data_list`` on prebuilt ``Data`` objects (the
+  in-memory baseline; building the ``Data`` objects is not counted).
+
+    python platform/bench/collate_bench.py --molecules 4096 --batch-size 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from featurize_bench import drug_like  # noqa: E402
+
+from graphium_ray.config import FeaturizerConfig  # noqa: E402
+from graphium_ray.data.builtin import qm9_sample  # noqa: E402
+from graphium_ray.data.collate import collate_arrays  # noqa: E402
+from graphium_ray.data.in_memory import featurize_smiles  # noqa: E402
+
+WIDTHS = {"graph": 4, "node": 0, "edge": 0}
+
+
+def toymix_rows(n: int) -> pa.Table:
+    smiles = qm9_sample(n // 2, ["SMILES"]).column("SMILES").to_pylist() + drug_like(n - n // 2)[0]
+    y = np.random.default_rng(0).normal(size=(len(smiles), 4)).astype(np.float32)
+    return featurize_smiles(smiles, y, FeaturizerConfig())
+
+
+def numpy_batches(table: pa.Table, batch_size: int) -> list[dict[str, np.ndarray]]:
+    """Batches shaped like Ray's NumPy batch format (list columns → object arrays of arrays)."""
+    out = []
+    for start in range(0, table.num_rows, batch_size):
+        part = table.slice(start, batch_size)
+        cols = {}
+        for name in part.column_names:
+            col = part.column(name)
+            if pa.types.is_list(col.type):
+                cols[name] = np.array([np.asarray(v.values) for v in col.combine_chunks()], dtype=object)
+            else:
+                cols[name] = col.to_numpy(zero_copy_only=False)
+        out.append(cols)
+    return out
+
+
+def pyg_data(table: pa.Table) -> list:
+    from torch_geometric.data import Data
+
+    graph = collate_arrays(table, WIDTHS, 13)
+    node_start = np.concatenate([[0], np.cumsum(table.column("num_nodes").to_numpy())])
+    edge_start = np.concatenate([[0], np.cumsum(table.column("num_edges").to_numpy())])
+    data = []
+    for g in range(table.num_rows):
+        n0, n1, e0, e1 = node_start[g], node_start[g + 1], edge_start[g], edge_start[g + 1]
+        data.append(Data(x=graph.x[n0:n1], edge_index=graph.edge_index[:, e0:e1] - n0, edge_attr=graph.edge_attr[e0:e1],
+                         y=graph.y["graph"][g : g + 1]))  # fmt: skip
+    return data
+
+
+def rate(fn, graphs: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return graphs / best
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--molecules", type=int, default=4096)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    from torch_geometric.data import Batch
+
+    table = toymix_rows(args.molecules)
+    n, bs = table.num_rows, args.batch_size
+    np_batches = numpy_batches(table, bs)
+    arrow_batches = [table.slice(s, bs) for s in range(0, n, bs)]
+    data = pyg_data(table)
+    data_batches = [data[s : s + bs] for s in range(0, n, bs)]
+    result = {
+        "molecules": n,
+        "batch_size": bs,
+        "mean_atoms": round(float(np.mean(table.column("num_nodes").to_numpy())), 1),
+        "ours_numpy_graphs_per_s": round(rate(lambda: [collate_arrays(b, WIDTHS, 13) for b in np_batches], n, args.repeats)),
+        "ours_arrow_graphs_per_s": round(rate(lambda: [collate_arrays(b, WIDTHS, 13) for b in arrow_batches], n, args.repeats)),
+        "pyg_from_data_list_graphs_per_s": round(rate(lambda: [Batch.from_data_list(b) for b in data_batches], n, args.repeats)),
+    }  # fmt: skip
+    result["ours_numpy_vs_pyg"] = round(result["ours_numpy_graphs_per_s"] / result["pyg_from_data_list_graphs_per_s"], 2)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

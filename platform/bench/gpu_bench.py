@@ -1,0 +1,138 @@
+"""GPU throughput of the ToyMix GINE model (sweeps/toymix.yaml's model, Laplacian + random-walk PEs)
+at batch sizes 256 … 4096 with bf16 autocast, and whether the data path keeps the GPU busy.
+
+Per batch size, one training step = forward + masked multitask loss + backward + AdamW step:
+
+* ``model_only``: batches collated and moved to the GPU beforehand (the GPU's ceiling);
+* ``with_data_path``: every step collates its batch from the featurized Arrow rows (our
+  ``collate_arrays``) in a background thread, pins it and copies it asynchronously, as training
+  does; ``fed_fraction`` = with_data_path / model_only (1.0 = the data path never stalls the GPU);
+* ``gpu_util_pct``: mean of ``torch.cuda.utilization()`` samples during the data-path run
+  (when NVML is available).
+
+Without CUDA it runs on CPU in float32 (to keep the script tested in CI), e.g.
+``--batch-sizes 16 32 --molecules 128 --steps 2``. On a GPU machine:
+
+    python platform/bench/gpu_bench.py --molecules 16384 --steps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from featurize_bench import drug_like  # noqa: E402
+
+from graphium_ray.batch import GraphBatch  # noqa: E402
+from graphium_ray.chem.features import atom_feature_dim  # noqa: E402
+from graphium_ray.config import FeaturizerConfig, ModelConfig  # noqa: E402
+from graphium_ray.data.builtin import qm9_sample  # noqa: E402
+from graphium_ray.data.collate import collate_arrays  # noqa: E402
+from graphium_ray.data.in_memory import featurize_smiles  # noqa: E402
+from graphium_ray.nn.network import MultiTaskGNN  # noqa: E402
+from graphium_ray.tasks import TaskSpec  # noqa: E402
+from graphium_ray.train.losses import multitask_loss  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PE = {"laplacian_k": 8, "random_walk_k": 16}
+# ToyMix's graph tasks: 19 QM9 regression + 12 Tox21 binary + 3 ZINC regression
+TASKS = ([TaskSpec("qm9", f"q{i}", "graph", "regression", "mae", ("mae",), True) for i in range(19)]
+         + [TaskSpec("tox21", f"t{i}", "graph", "binary", "bce", ("auroc",), False) for i in range(12)]
+         + [TaskSpec("zinc", f"z{i}", "graph", "regression", "mae", ("mae",), True) for i in range(3)])  # fmt: skip
+WIDTHS = {"graph": len(TASKS), "node": 0, "edge": 0}
+
+
+def pinned(batch: GraphBatch) -> GraphBatch:
+    return GraphBatch(
+        x=batch.x.pin_memory(), edge_index=batch.edge_index.pin_memory(), edge_attr=batch.edge_attr.pin_memory(),
+        batch=batch.batch.pin_memory(), num_graphs=batch.num_graphs,
+        pe={k: v.pin_memory() for k, v in batch.pe.items()}, y={k: v.pin_memory() for k, v in batch.y.items()},
+    )  # fmt: skip
+
+
+def prefetched(rows, batch_size: int, steps: int, device, depth: int = 3):
+    """Collate (+ pin) in a background thread, copy to the device asynchronously."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    use_pin = device.type == "cuda"
+
+    def produce() -> None:
+        for step in range(steps):
+            start = (step * batch_size) % max(rows.num_rows - batch_size, 1)
+            batch = collate_arrays(rows.slice(start, batch_size), WIDTHS, 13)
+            q.put(pinned(batch) if use_pin else batch)
+        q.put(None)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while (batch := q.get()) is not None:
+        yield batch.to(device)
+
+
+def run(model, optimizer, batches, device, bf16: bool, util: list | None = None) -> float:
+    graphs, started = 0, None
+    for i, batch in enumerate(batches):
+        if i == 1:  # the first step (allocator warm-up, cuDNN/cuBLAS setup) is not timed
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started, graphs = time.perf_counter(), 0
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(batch)
+            loss, _ = multitask_loss({"graph": TASKS}, out, batch.y, per_task=False)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        graphs += batch.num_graphs
+        if util is not None and device.type == "cuda" and i % 5 == 0:
+            try:
+                util.append(torch.cuda.utilization())
+            except Exception:  # NVML missing: no utilization samples
+                pass
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return graphs / (time.perf_counter() - started)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--molecules", type=int, default=16384)
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
+    p.add_argument("--steps", type=int, default=30)
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = device.type == "cuda"
+    smiles = qm9_sample(args.molecules // 2, ["SMILES"]).column("SMILES").to_pylist()
+    smiles += drug_like(args.molecules - len(smiles))[0]
+    y = np.random.default_rng(0).normal(size=(len(smiles), len(TASKS))).astype(np.float32)
+    y[:, 19:31] = (y[:, 19:31] > 0).astype(np.float32)
+    featurizer = FeaturizerConfig(positional_encodings=PE)
+    rows = featurize_smiles(smiles, y, featurizer)
+    atom_dim = atom_feature_dim(list(featurizer.atom_onehot), list(featurizer.atom_float))
+    model_cfg = ModelConfig.model_validate(yaml.safe_load((ROOT / "sweeps/toymix.yaml").read_text())["model"])
+    results = []
+    for bs in args.batch_sizes:
+        torch.manual_seed(0)
+        model = MultiTaskGNN(model_cfg, atom_dim, 13, TASKS, PE["laplacian_k"], PE["random_walk_k"]).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        resident = [collate_arrays(rows.slice((s * bs) % max(rows.num_rows - bs, 1), bs), WIDTHS, 13).to(device)
+                    for s in range(min(args.steps, 8))]  # fmt: skip
+        ceiling = run(model, optimizer, (resident[s % len(resident)] for s in range(args.steps)), device, bf16)
+        util: list[float] = []
+        fed = run(model, optimizer, prefetched(rows, bs, args.steps, device), device, bf16, util)
+        results.append({"batch_size": bs, "model_only_graphs_per_s": round(ceiling), "with_data_path_graphs_per_s": round(fed),
+                        "fed_fraction": round(fed / ceiling, 3),
+                        "gpu_util_pct": round(float(np.mean(util)), 1) if util else None})  # fmt: skip
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"
+    print(json.dumps({"device": name, "bf16": bf16, "molecules": len(smiles), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Does streaming ingest keep the trainer fed? Ray Train + Ray Data vs an in-memory PyG DataLoader.
+
+Same model (the configured GINE), same loss, optimizer, batch size, one training process each,
+one torch thread each, side by side in one run:
+
+* ``streaming``: `graphium-ray train`'s path: a 1-worker Ray Train ``TorchTrainer`` reading the
+  featurized Parquet cache through Ray Data (file shuffle + local shuffle) and ``GraphCollate``;
+  graphs/s per epoch as the run reports it (data loading included), epochs after the first.
+* ``in_memory``: the same molecules as a Python list of PyG ``Data`` objects fed by PyG's
+  ``DataLoader(shuffle=True)`` in this process, batches handed to the model as ``GraphBatch``.
+
+Data: QM9 molecules from qm9pack with homo/lumo/gap labels.
+
+    python platform/bench/ingest_bench.py --molecules 20000 --epochs 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+from graphium_ray.batch import GraphBatch  # noqa: E402
+from graphium_ray.config import validate  # noqa: E402
+from graphium_ray.data.builtin import qm9_sample  # noqa: E402
+from graphium_ray.data.collate import collate_arrays  # noqa: E402
+from graphium_ray.tasks import TaskSpec, tasks_at  # noqa: E402
+from graphium_ray.train.checkpoint import build_model  # noqa: E402
+from graphium_ray.train.losses import multitask_loss  # noqa: E402
+from graphium_ray.train.normalize import LabelNormalizer  # noqa: E402
+from graphium_ray.train.optim import build_optimizer  # noqa: E402
+
+
+def config(data_path: Path, cache: Path, epochs: int, batch_size: int) -> dict:
+    return {"name": "ingest_bench",
+            "data": {"cache_dir": str(cache), "num_shards": 4, "split": {"fractions": [0.9, 0.05, 0.05]},
+                     "datasets": [{"name": "qm9", "path": str(data_path), "tasks": [{"columns": ["homo", "lumo", "gap"]}]}]},
+            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
+            "train": {"epochs": epochs, "batch_size": batch_size, "num_workers": 1, "cpus_per_worker": 1}}  # fmt: skip
+
+
+def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
+    """graphs/s per epoch of the same model fed by PyG's DataLoader from a list of Data objects."""
+    from torch_geometric.data import Data
+    from torch_geometric.loader import DataLoader
+
+    data = prepared.manifest
+    table = pq.read_table(prepared.featurized_dir, filters=[("split", "=", "train")])
+    table = table.filter(table.column("skip_reason").is_null())
+    g = collate_arrays(table, data["label_widths"], data["bond_dim"])
+    nodes = np.concatenate([[0], np.cumsum(table.column("num_nodes").to_numpy())])
+    edges = np.concatenate([[0], np.cumsum(table.column("num_edges").to_numpy())])
+    items = [Data(x=g.x[nodes[i] : nodes[i + 1]], edge_index=g.edge_index[:, edges[i] : edges[i + 1]] - nodes[i],
+                  edge_attr=g.edge_attr[edges[i] : edges[i + 1]], y=g.y["graph"][i : i + 1]) for i in range(table.num_rows)]  # fmt: skip
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg, data)
+    optimizer = build_optimizer(model, cfg)
+    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in ("graph", "node", "edge")}
+    normalizer = LabelNormalizer(tasks, data["label_stats"])
+    rates = []
+    for _ in range(epochs):
+        model.train()
+        start, graphs = time.perf_counter(), 0
+        for b in DataLoader(items, batch_size=cfg.train.batch_size, shuffle=True):
+            batch = GraphBatch(x=b.x, edge_index=b.edge_index, edge_attr=b.edge_attr, batch=b.batch, num_graphs=b.num_graphs,
+                               y={"graph": b.y})  # fmt: skip
+            loss, _ = multitask_loss(level_tasks, model(batch), {"graph": normalizer.normalize("graph", batch.y["graph"])},
+                                     per_task=False)  # fmt: skip
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            optimizer.step()
+            graphs += batch.num_graphs
+        rates.append(graphs / (time.perf_counter() - start))
+    return rates
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--molecules", type=int, default=20000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--num-cpus", type=int, default=2)
+    args = p.parse_args()
+    import ray
+
+    from graphium_ray.data.prepare import prepare
+    from graphium_ray.train.driver import run_training
+
+    work = Path(tempfile.mkdtemp(prefix="ingest_bench_"))
+    qm9_sample(args.molecules, ["SMILES", "HOMO_au", "LUMO_au", "HOMO_LUMO_gap_au"]).rename_columns(
+        ["smiles", "homo", "lumo", "gap"]).to_pandas().to_parquet(work / "qm9.parquet")  # fmt: skip
+    cfg = validate(config(work / "qm9.parquet", work / "cache", args.epochs, args.batch_size), "ingest bench")
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        ray.init(num_cpus=args.num_cpus, dashboard_host="127.0.0.1", log_to_driver=False)
+    prepared = prepare(cfg.data)
+    torch.set_num_threads(1)
+    memory = in_memory_rate(cfg, prepared, args.epochs)
+    streamed = [h["graphs_per_s"] for h in run_training(cfg, prepared, work / "run")["history"]]
+    if started_ray:
+        ray.shutdown()
+    steady = slice(1, None) if args.epochs > 1 else slice(None)
+    result = {
+        "molecules": args.molecules,
+        "train_graphs": prepared.manifest["splits"]["train"],
+        "batch_size": args.batch_size,
+        "streaming_graphs_per_s": [round(r) for r in streamed],
+        "in_memory_pyg_graphs_per_s": [round(r) for r in memory],
+        "ratio_streaming_vs_in_memory": round(float(np.mean(streamed[steady]) / np.mean(memory[steady])), 3),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
