@@ -73,8 +73,9 @@ def test_startup_bench_runs():
 
 
 @needs_shared_data
-def test_finetune_compare_runs(ray_cluster, capsys, tmp_path):
-    result = _run_in_process("finetune_compare.py", ["--molecules", "120", "--pretrain-epochs", "1", "--epochs", "1",
+def test_finetune_compare_runs(ray_cluster, trained_run, capsys, tmp_path):
+    """On the session's trained checkpoint (pretraining itself is `graphium-ray train`, tested elsewhere)."""
+    result = _run_in_process("finetune_compare.py", ["--pretrained", str(trained_run[0] / "checkpoint"), "--epochs", "1",
                                                      "--seeds", "0", "--output", str(tmp_path / "out"),
                                                      "--work", str(tmp_path / "work")], capsys)  # fmt: skip
     assert set(result) >= {"finetune", "scratch", "linear_probe"}

@@ -23,6 +23,7 @@ from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import SKIPPED_BUCKET, KeyMolecules, LabelLayout, SourceFile, merge_bucket, read_rows
+from graphium_ray.data.reader import read_parquet_files
 from graphium_ray.data.sources import file_format, fingerprint, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, reduce_stats
@@ -154,7 +155,7 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
         return
     for f in pending:
         shutil.rmtree(feat_dir / f"shard={f.stem}", ignore_errors=True)
-    ds = ray.data.read_parquet([str(f) for f in pending], include_paths=True, num_cpus=READ_CPUS)
+    ds = read_parquet_files([str(f) for f in pending], rows_per_batch=cfg.batch_rows, with_path=True)
     ds = ds.map_batches(
         _FeaturizeShard,
         fn_constructor_kwargs={
@@ -170,8 +171,8 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
 
 
 def _label_stats(feat_dir: Path, layout: LabelLayout) -> dict:
-    ds = ray.data.read_parquet(str(feat_dir), columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"],
-                               num_cpus=READ_CPUS)  # fmt: skip
+    files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
+    ds = read_parquet_files(files, columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"])
     partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths}, batch_format="pyarrow",
                               compute=ray.data.ActorPoolStrategy(size=1), num_cpus=READ_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths)

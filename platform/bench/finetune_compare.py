@@ -52,23 +52,27 @@ def main() -> None:
     p.add_argument("--output", default="runs/finetune_compare", help="results.json / results.md")
     p.add_argument("--work", default="runs/finetune_compare_work", help="data, caches, checkpoints")
     p.add_argument("--num-cpus", type=int, default=None)
+    p.add_argument("--pretrained", default=None, help="reuse this checkpoint instead of pretraining")
     args = p.parse_args()
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
-    data_dir = work / "data"
-    build_quickstart(data_dir, args.molecules)
     _init_ray(args.num_cpus)
     cache = str(work / "cache")
-
-    pre_cfg = load_config(args.pretrain_config, [
-        f"data.datasets.0.path={data_dir / 'qm9_quantum.parquet'}",
-        f"data.datasets.1.path={data_dir / 'descriptors.parquet'}",
-        f"data.cache_dir={cache}", f"train.epochs={args.pretrain_epochs}",
-    ])  # fmt: skip
-    pretrain = run_training(pre_cfg, prepare(pre_cfg.data), work / "pretrain")
-    checkpoint = work / "pretrain" / "checkpoint"
+    pretrain = {"val": None, "summary": {"wall_seconds": None}}
+    if args.pretrained:
+        checkpoint = Path(args.pretrained)
+    else:
+        data_dir = work / "data"
+        build_quickstart(data_dir, args.molecules)
+        pre_cfg = load_config(args.pretrain_config, [
+            f"data.datasets.0.path={data_dir / 'qm9_quantum.parquet'}",
+            f"data.datasets.1.path={data_dir / 'descriptors.parquet'}",
+            f"data.cache_dir={cache}", f"train.epochs={args.pretrain_epochs}",
+        ])  # fmt: skip
+        pretrain = run_training(pre_cfg, prepare(pre_cfg.data), work / "pretrain")
+        checkpoint = work / "pretrain" / "checkpoint"
 
     runs: dict[str, list[dict]] = {"finetune": [], "scratch": []}
     task = None
@@ -90,7 +94,7 @@ def main() -> None:
     result = {
         "task": task,
         "seeds": args.seeds,
-        "pretrain": {"molecules_qm9": args.molecules, "epochs": args.pretrain_epochs,
+        "pretrain": {"checkpoint": str(checkpoint), "molecules_qm9": args.molecules, "epochs": args.pretrain_epochs,
                      "val": pretrain["val"], "wall_seconds": pretrain["summary"]["wall_seconds"]},  # fmt: skip
         "downstream_epochs": args.epochs,
         "finetune": summarize(runs["finetune"], task),
