@@ -18,8 +18,7 @@ SPLIT_NAMES = ("train", "val", "test", "unassigned")
 def _flat_matrix(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     if width == 0:
         return np.zeros((0, 0))
-    values = pa.concat_arrays(column.chunks) if isinstance(column, pa.ChunkedArray) else column
-    flat = values.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    flat = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float64)  # any number of chunks
     return flat.reshape(-1, width)
 
 

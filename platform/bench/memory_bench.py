@@ -80,7 +80,7 @@ def measure(size: int, num_cpus: int, work: Path) -> dict:
                                   "tasks": [{"columns": ["homo", "lumo", "gap"]}]}]}}  # fmt: skip
     started = time.time()
     child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(num_cpus)], stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     peak, done = 0, threading.Event()
 
     def sample() -> None:
@@ -95,11 +95,11 @@ def measure(size: int, num_cpus: int, work: Path) -> dict:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    out, _ = child.communicate()
+    out, err = child.communicate()
     done.set()
     sampler.join()
     if child.returncode:
-        raise RuntimeError(f"prepare of {size} molecules failed (exit {child.returncode})")
+        raise RuntimeError(f"prepare of {size} molecules failed (exit {child.returncode}):\n{err[-3000:]}")
     return {"molecules": size, "peak_pss_mb": round(peak / 2**20), "wall_seconds": round(time.time() - started, 1),
             **json.loads(out.strip().splitlines()[-1])}  # fmt: skip
 
