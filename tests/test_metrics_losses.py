@@ -85,3 +85,12 @@ def test_metrics_reported_in_real_units():
     real = np.array([-380.0, -420.0, -390.0])
     assert out["d/energy"]["mae"] == pytest.approx(mean_absolute_error([-380, -420, -400], real))
     assert out["d/energy"]["n"] == 3
+
+
+def test_average_ranks_match_scipy_with_ties():
+    from scipy.stats import rankdata
+
+    from graphium_ray.train.metrics import average_ranks
+
+    x = rng.integers(0, 6, 300).astype(float)
+    np.testing.assert_allclose(average_ranks(x), rankdata(x))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch_geometric.utils import to_dense_batch
 
 from graphium_ray.nn.gine import GINELayer
 from graphium_ray.nn.linear import MLP
@@ -37,6 +36,8 @@ class GPSLayer(nn.Module):
         self.ffn = MLP(dim, 2 * dim, dim, layers=2)
 
     def global_attention(self, x_ND: torch.Tensor, batch_N: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        from torch_geometric.utils import to_dense_batch  # lazy: importing PyG costs ~1 s per process
+
         dense_GMD, mask_GM = to_dense_batch(x_ND, batch_N, batch_size=num_graphs)
         out_GMD, _ = self.attn(dense_GMD, dense_GMD, dense_GMD, key_padding_mask=~mask_GM, need_weights=False)
         return out_GMD[mask_GM]

@@ -81,11 +81,11 @@ def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path,
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(dump_config(cfg))
-    write_splits(prepared, output_dir)
     started = time.time()
     result = build_trainer(cfg, prepared, output_dir, loop_extra=loop_extra).fit()
     if result.error is not None:
         raise result.error
+    write_splits(prepared, output_dir)  # after training: one Ray Data job less before the first step
     ckpt_dir = output_dir / "checkpoint"
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     with result.checkpoint.as_directory() as d:

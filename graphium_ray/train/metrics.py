@@ -8,7 +8,19 @@ returns ``None``: reported as undefined, never a crash and never a made-up numbe
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank (as ``scipy.stats.rankdata``; NumPy only, so
+    training workers skip importing scipy.stats)."""
+    order = np.argsort(x, kind="mergesort")
+    sorted_x = x[order]
+    first = np.concatenate([[True], sorted_x[1:] != sorted_x[:-1]])
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.append(starts, len(x)))
+    ranks = np.empty(len(x), dtype=np.float64)
+    ranks[order] = (starts + (counts + 1) / 2.0)[np.cumsum(first) - 1]
+    return ranks
 
 
 def mae(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -40,7 +52,7 @@ def auroc(y: np.ndarray, score: np.ndarray) -> float | None:
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    ranks = rankdata(score)
+    ranks = average_ranks(score)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
