@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import pyarrow as pa
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from featurize_bench import best_rate as rate  # noqa: E402
 from featurize_bench import drug_like  # noqa: E402
 
 from graphium_ray.config import FeaturizerConfig  # noqa: E402
@@ -69,15 +69,6 @@ def pyg_data(table: pa.Table) -> list:
         data.append(Data(x=graph.x[n0:n1], edge_index=graph.edge_index[:, e0:e1] - n0, edge_attr=graph.edge_attr[e0:e1],
                          y=graph.y["graph"][g : g + 1]))  # fmt: skip
     return data
-
-
-def rate(fn, graphs: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return graphs / best
 
 
 def main() -> None:
