@@ -73,9 +73,10 @@ def pss_tree(root: psutil.Process) -> int:
     return total
 
 
-def measure(size: int, num_cpus: int, work: Path) -> dict:
-    write_input(size, work / f"in_{size}")
-    cfg = {"data": {"cache_dir": str(work / f"cache_{size}"), "num_shards": 16,
+def measure(size: int, num_cpus: int, work: Path, num_shards: int) -> dict:
+    if not (work / f"in_{size}").is_dir():
+        write_input(size, work / f"in_{size}")
+    cfg = {"data": {"cache_dir": str(work / f"cache_{size}_{num_shards}"), "num_shards": num_shards,
                     "datasets": [{"name": "qm9", "path": str(work / f"in_{size}" / "*.parquet"),
                                   "tasks": [{"columns": ["homo", "lumo", "gap"]}]}]}}  # fmt: skip
     started = time.time()
@@ -100,7 +101,7 @@ def measure(size: int, num_cpus: int, work: Path) -> dict:
     sampler.join()
     if child.returncode:
         raise RuntimeError(f"prepare of {size} molecules failed (exit {child.returncode}):\n{err[-3000:]}")
-    return {"molecules": size, "peak_pss_mb": round(peak / 2**20), "wall_seconds": round(time.time() - started, 1),
+    return {"molecules": size, "num_shards": num_shards, "peak_pss_mb": round(peak / 2**20), "wall_seconds": round(time.time() - started, 1),
             **json.loads(out.strip().splitlines()[-1])}  # fmt: skip
 
 
@@ -108,9 +109,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[130_831, 1_000_000])
     p.add_argument("--num-cpus", type=int, default=2)
+    p.add_argument("--num-shards", type=int, default=16, help="data.num_shards (merge buckets)")
+    p.add_argument("--work", default=None, help="reuse inputs written by an earlier run")
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="memory_bench_"))
-    runs = [measure(size, args.num_cpus, work) for size in args.sizes]
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
+    runs = [measure(size, args.num_cpus, work, args.num_shards) for size in args.sizes]
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
 
