@@ -240,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
             from_sweep, provenance = sweep_overrides(args.from_sweep)
             args.overrides = from_sweep + args.overrides
         cfg = load_config(args.config, args.overrides)
+        if cfg.train.accelerator == "ipu" and args.command in ("train", "finetune"):
+            from graphium_ray.accelerators import require_poptorch
+
+            require_poptorch()  # before any work: PopTorch is not on PyPI
         args.provenance = provenance
         commands = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune}
         return commands[args.command](args, cfg)

@@ -114,3 +114,28 @@ def test_compiled_model_on_static_batches_matches_eager_without_recompiling(rows
         torch.testing.assert_close(compiled(first)["graph"], model(first)["graph"], rtol=1e-4, atol=1e-5)
         with torch._dynamo.config.patch(error_on_recompile=True):  # same shapes: no new graph
             torch.testing.assert_close(compiled(second)["graph"], model(second)["graph"], rtol=1e-4, atol=1e-5)
+
+
+def test_ipu_fails_at_once_naming_poptorch(tmp_path, capsys):
+    """`train.accelerator=ipu` turns on static shapes and, without PopTorch, stops before any work."""
+    import yaml
+
+    from graphium_ray.cli import main
+    from graphium_ray.config import load_config
+
+    cfg = tmp_path / "ipu.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"datasets": [{"name": "d", "path": "nowhere.csv", "tasks": [{"columns": ["y"]}]}]},
+                                   "train": {"accelerator": "ipu"}}))  # fmt: skip
+    assert load_config(cfg).train.static_shapes is not None
+    assert main(["train", str(cfg), "--output", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "poptorch" in err.lower() and "PyPI" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_compile_requires_static_shapes(tmp_path):
+    from graphium_ray.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="static_shapes"):
+        validate({"data": {"datasets": [{"name": "d", "path": "x.csv", "tasks": [{"columns": ["y"]}]}]},
+                  "train": {"compile": True}})  # fmt: skip
