@@ -36,6 +36,10 @@ from graphium_ray.config import validate
 from graphium_ray.data.prepare import prepare
 cfg = validate(json.loads(sys.argv[1]), "memory bench")
 ray.init(num_cpus=int(sys.argv[2]), dashboard_host="127.0.0.1", log_to_driver=False)
+if float(sys.argv[3]) > 0:  # cap Ray Data's object-store buffering (MB) for this experiment
+    from ray.data._internal.execution.interfaces.execution_options import ExecutionResources
+    opts = ray.data.DataContext.get_current().execution_options
+    opts.resource_limits = ExecutionResources.for_limits(object_store_memory=float(sys.argv[3]) * 2**20)
 start = time.time()
 prepared = prepare(cfg.data)
 print(json.dumps({"featurized": prepared.manifest["featurized"], "skipped": prepared.manifest["skipped"]["total"],
@@ -73,14 +77,14 @@ def pss_tree(root: psutil.Process) -> int:
     return total
 
 
-def measure(size: int, num_cpus: int, work: Path, num_shards: int) -> dict:
+def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0) -> dict:
     if not (work / f"in_{size}").is_dir():
         write_input(size, work / f"in_{size}")
     cfg = {"data": {"cache_dir": str(work / f"cache_{size}_{num_shards}"), "num_shards": num_shards,
                     "datasets": [{"name": "qm9", "path": str(work / f"in_{size}" / "*.parquet"),
                                   "tasks": [{"columns": ["homo", "lumo", "gap"]}]}]}}  # fmt: skip
     started = time.time()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(num_cpus)], stdout=subprocess.PIPE,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg), str(num_cpus), str(cap_mb)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip
     peak, done = 0, threading.Event()
 
@@ -101,7 +105,7 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int) -> dict:
     sampler.join()
     if child.returncode:
         raise RuntimeError(f"prepare of {size} molecules failed (exit {child.returncode}):\n{err[-3000:]}")
-    return {"molecules": size, "num_shards": num_shards, "peak_pss_mb": round(peak / 2**20), "wall_seconds": round(time.time() - started, 1),
+    return {"molecules": size, "num_shards": num_shards, "object_store_cap_mb": cap_mb, "peak_pss_mb": round(peak / 2**20), "wall_seconds": round(time.time() - started, 1),
             **json.loads(out.strip().splitlines()[-1])}  # fmt: skip
 
 
@@ -111,9 +115,10 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--num-shards", type=int, default=16, help="data.num_shards (merge buckets)")
     p.add_argument("--work", default=None, help="reuse inputs written by an earlier run")
+    p.add_argument("--object-store-cap-mb", type=float, default=0.0, help="cap Ray Data's object store use (0: Ray's default)")
     args = p.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
-    runs = [measure(size, args.num_cpus, work, args.num_shards) for size in args.sizes]
+    runs = [measure(size, args.num_cpus, work, args.num_shards, args.object_store_cap_mb) for size in args.sizes]
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
 
