@@ -25,10 +25,12 @@ import torch
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.in_memory import molecule_rows
 from graphium_ray.tasks import TaskSpec, tasks_at
 from graphium_ray.train.checkpoint import load_checkpoint
 from graphium_ray.train.evaluate import to_real_units
 from graphium_ray.train.losses import column_slices
+from graphium_ray.train.metrics import probabilities
 from graphium_ray.train.normalize import LabelNormalizer
 
 LEVELS = ("graph", "node", "edge")
@@ -64,12 +66,7 @@ class BatchPredictor:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
-        smiles = table.column(self.smiles_column).cast(pa.string())
-        empty = pa.array([[]] * n, pa.list_(pa.float32()))
-        rows = pa.table({"mol_key": smiles, "split": pa.nulls(n, pa.string()), "sources": pa.nulls(n, pa.string()),
-                         "smiles": smiles, "atom_mapped": pa.array([False] * n), "y_graph": empty,
-                         "y_node": empty, "y_edge": empty})  # fmt: skip
-        feats = self.featurizer(rows)
+        feats = self.featurizer(molecule_rows(table.column(self.smiles_column).cast(pa.string())))
         errors = feats.column("skip_reason").to_pylist()
         ok = np.flatnonzero([e is None for e in errors])
         outputs = self._outputs(feats.take(pa.array(ok, pa.int64()))) if len(ok) else {}
@@ -120,7 +117,7 @@ class BatchPredictor:
                 pred = pred[::2]  # edges 2b and 2b+1 are the two directions of bond b
             real = to_real_units(level_tasks, self.normalizer, level, pred)
             for task, cols in zip(level_tasks, column_slices(level_tasks), strict=True):
-                v = _probabilities(task.kind, real[:, cols])
+                v = probabilities(task.kind, real[:, cols])
                 if level == "graph":
                     values[task.name] = [float(r[0]) for r in v] if task.out_dim == 1 else v.tolist()
                 else:
@@ -129,12 +126,3 @@ class BatchPredictor:
                     values[task.name] = [p.tolist() for p in np.split(flat, np.cumsum(counts)[:-1])]
         return values
 
-
-def _probabilities(kind: str, values: np.ndarray) -> np.ndarray:
-    """Regression: unchanged. Binary: σ(logit). Multiclass/ordinal: softmax over the class logits."""
-    if kind == "binary":
-        return 1.0 / (1.0 + np.exp(-values))
-    if kind in ("multiclass", "ordinal"):
-        e = np.exp(values - values.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    return values

@@ -86,6 +86,17 @@ REGRESSION = {"mae": mae, "rmse": rmse, "pearson": pearson, "r2": r2}
 BINARY = {"auroc": auroc, "average_precision": average_precision}
 
 
+def probabilities(kind: str, out: np.ndarray) -> np.ndarray:
+    """Head outputs (M, out_dim) → binary: σ(logit); multiclass/ordinal: softmax over the class
+    logits; regression: unchanged."""
+    if kind == "binary":
+        return 1.0 / (1.0 + np.exp(-out))
+    if kind in ("multiclass", "ordinal"):
+        shifted = np.exp(out - out.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    return out
+
+
 def task_metrics(kind: str, names: tuple[str, ...] | list[str], y: np.ndarray, out: np.ndarray) -> dict:
     """y (M,) present labels in real units; out (M, out_dim): prediction in real units
     (regression), logit (binary) or logits (multiclass/ordinal). Returns {metric: value or None}."""
@@ -94,12 +105,11 @@ def task_metrics(kind: str, names: tuple[str, ...] | list[str], y: np.ndarray, o
         for name in names:
             result[name] = REGRESSION[name](y, out[:, 0])
     elif kind == "binary":
-        prob = 1.0 / (1.0 + np.exp(-out[:, 0]))
+        prob = probabilities(kind, out)[:, 0]
         for name in names:
             result[name] = accuracy(y, (prob > 0.5).astype(float)) if name == "accuracy" else BINARY[name](y, prob)
     else:
-        shifted = np.exp(out - out.max(axis=1, keepdims=True))
-        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        probs = probabilities(kind, out)
         for name in names:
             if name == "accuracy":
                 result[name] = accuracy(y, probs.argmax(axis=1).astype(float))

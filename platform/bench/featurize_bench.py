@@ -15,13 +15,13 @@ import json
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 from rdkit import Chem
 
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES, qm9_sample
 from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.in_memory import molecule_rows
 
 SHARED_ZINC = Path(__file__).resolve().parents[3] / "shared" / "data" / "toymix" / "micro_zinc.csv"
 
@@ -33,12 +33,6 @@ def drug_like(n: int) -> tuple[list[str], str]:
     else:
         smiles, source = list(REFERENCE_SMILES), "built-in reference molecules"
     return (smiles * (n // len(smiles) + 1))[:n], source
-
-
-def rows(smiles: list[str]) -> pa.Table:
-    n = len(smiles)
-    return pa.table({"mol_key": smiles, "split": ["train"] * n, "sources": [""] * n, "smiles": smiles,
-                     "atom_mapped": [False] * n, "y_graph": [[]] * n, "y_node": [[]] * n, "y_edge": [[]] * n})  # fmt: skip
 
 
 def best_rate(fn, n: int, repeats: int) -> float:
@@ -53,7 +47,7 @@ def best_rate(fn, n: int, repeats: int) -> float:
 def bench(smiles: list[str], repeats: int, batch: int = 512) -> dict:
     plain = Featurizer(FeaturizerConfig(), 0, 0)
     with_pe = Featurizer(FeaturizerConfig(positional_encodings={"laplacian_k": 8, "random_walk_k": 16}), 0, 0)
-    table = rows(smiles)
+    table = molecule_rows(smiles)
 
     def run(featurizer):
         for start in range(0, len(smiles), batch):
