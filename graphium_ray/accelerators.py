@@ -55,38 +55,28 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
     return resources, train.accelerator == "gpu", max(1, int(per_worker))
 
 
-class _TensorModel:
-    """PopTorch traces functions of tensors, not of our ``GraphBatch`` dataclass: this adapter
-    flattens a static-shape batch into a fixed tuple of tensors and rebuilds it inside the traced
-    graph. ``forward(*tensors)`` returns the multitask loss (training) or the head outputs."""
+def _loss_on_tensors(model, level_tasks, num_graphs: int, pe_keys: list[str], y_keys: list[str]):
+    """PopTorch traces functions of tensors, not of our ``GraphBatch`` dataclass: a module whose
+    ``forward(*tensors)`` (``PADDED_FIELDS``, then the PE and label tensors in the given key order)
+    rebuilds the static-shape batch and returns the multitask loss."""
+    import torch
 
-    def __init__(self, model, level_tasks, num_graphs: int, pe_keys: list[str], y_keys: list[str]):
-        import torch
+    from graphium_ray.batch import GraphBatch
+    from graphium_ray.train.losses import multitask_loss
 
-        from graphium_ray.batch import GraphBatch
-        from graphium_ray.train.losses import multitask_loss
+    class LossOnTensors(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
 
-        class Wrapped(torch.nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
+        def forward(self, *tensors):
+            named = dict(zip([*PADDED_FIELDS, *pe_keys, *y_keys], tensors, strict=True))
+            batch = GraphBatch(**{f: named[f] for f in PADDED_FIELDS}, num_graphs=num_graphs,
+                               pe={k: named[k] for k in pe_keys}, y={k: named[k] for k in y_keys})  # fmt: skip
+            loss, _ = multitask_loss(level_tasks, self.model(batch), batch.y, per_task=False)
+            return loss
 
-            def forward(self, *tensors):
-                named = dict(zip([*PADDED_FIELDS, *pe_keys, *y_keys], tensors, strict=True))
-                batch = GraphBatch(**{f: named[f] for f in PADDED_FIELDS}, num_graphs=num_graphs,
-                                   pe={k: named[k] for k in pe_keys},
-                                   y={k.removeprefix("y_"): named[k] for k in y_keys})  # fmt: skip
-                out = self.model(batch)
-                if not self.training:
-                    return out
-                loss, _ = multitask_loss(level_tasks, out, batch.y, per_task=False)
-                return loss
-
-        self.module = Wrapped()
-
-    @staticmethod
-    def flatten(batch) -> tuple:
-        return (*(getattr(batch, f) for f in PADDED_FIELDS), *batch.pe.values(), *batch.y.values())
+    return LossOnTensors()
 
 
 def ipu_training_step(model, optimizer, level_tasks, example_batch):
@@ -94,14 +84,14 @@ def ipu_training_step(model, optimizer, level_tasks, example_batch):
     IPU (``poptorch.trainingModel``); batches must be static-shape (``train.static_shapes``).
     Imports PopTorch lazily; without it this raises the install hint."""
     poptorch = require_poptorch()
-    adapter = _TensorModel(model, level_tasks, example_batch.num_graphs, list(example_batch.pe),
-                           [f"y_{k}" for k in example_batch.y])  # fmt: skip
+    pe_keys, y_keys = list(example_batch.pe), list(example_batch.y)
+    module = _loss_on_tensors(model, level_tasks, example_batch.num_graphs, pe_keys, y_keys)
     ipu_optimizer = poptorch.optim.AdamW(model.parameters(), lr=optimizer.param_groups[0]["lr"])
-    trained = poptorch.trainingModel(adapter.module, options=poptorch.Options(), optimizer=ipu_optimizer)
+    trained = poptorch.trainingModel(module, options=poptorch.Options(), optimizer=ipu_optimizer)
 
     def step(batch, targets):
-        normalized = type(batch)(**{**vars(batch), "y": targets})
-        return trained(*adapter.flatten(normalized))
+        tensors = [getattr(batch, f) for f in PADDED_FIELDS] + [batch.pe[k] for k in pe_keys]
+        return trained(*tensors, *(targets[k] for k in y_keys))
 
     step.copy_weights_to_host = trained.copyWeightsToHost  # before host-side evaluation / checkpoints
     return step

@@ -175,13 +175,13 @@ def mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], b
     node_offset = np.repeat(np.cumsum(num_nodes) - num_nodes, num_bonds)
     begin, end = _ints(_B.GetBeginAtomIdx, bonds), _ints(_B.GetEndAtomIdx, bonds)
     bond_ring = np.fromiter(map(_B.IsInRing, bonds), dtype=bool, count=len(bonds))
+    bond_ends = np.concatenate([begin, end]) + np.tile(node_offset, 2)  # batch-wide atom index of both ends
     raw: dict[str, np.ndarray] = {}
     for key in {_ONEHOT_SOURCE[n] for n in onehot} | {_FLOAT_SOURCE[f] for f in floats}:
         if key == "deg":  # explicit neighbours = incident bonds
-            raw[key] = np.bincount(np.concatenate([begin, end]) + np.tile(node_offset, 2), minlength=n_atoms)
+            raw[key] = np.bincount(bond_ends, minlength=n_atoms)
         elif key == "ring":  # an atom is in a ring iff one of its bonds is
-            ring_ends = np.concatenate([begin, end])[np.tile(bond_ring, 2)] + np.tile(node_offset, 2)[np.tile(bond_ring, 2)]
-            raw[key] = np.bincount(ring_ends, minlength=n_atoms) > 0
+            raw[key] = np.bincount(bond_ends[np.tile(bond_ring, 2)], minlength=n_atoms) > 0
         elif key == "mass":
             raw[key] = np.fromiter(map(_A.GetMass, atoms), dtype=np.float32, count=n_atoms) / 100.0
         else:

@@ -41,21 +41,27 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
     return vecs * signs
 
 
-def _stacked_adjacency(members: np.ndarray, size: int, slot: np.ndarray, pos: np.ndarray, src, dst) -> np.ndarray:
-    """(B, size, size) adjacency of the groups in ``members`` (group ids of one size); ``slot``
-    maps group id → stack index, ``pos`` node → position in its group; src/dst global edges."""
-    adj = np.zeros((len(members), size, size), dtype=np.float64)
-    adj[slot[src], pos[src], pos[dst]] = 1.0
-    return adj
+def _size_groups(group: np.ndarray, n_groups: int, src: np.ndarray, dst: np.ndarray):
+    """Groups of nodes (connected components, or molecules) stacked by size.
 
-
-def _groups(labels: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """(size of each group, position of each node within its group, in node order)."""
-    sizes = np.bincount(labels, minlength=n_groups)
-    order = np.argsort(labels, kind="stable")
-    pos = np.empty(len(labels), dtype=np.int64)
-    pos[order] = np.arange(len(labels)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    return sizes, pos
+    group: (ΣN,) group id per node; src/dst: global edges. Yields, per distinct group size s,
+    ``(s, nodes, stack, pos, adj)``: the nodes of all groups of that size (ascending), each such
+    node's stack index and position within its group, and the (B, s, s) stacked adjacency.
+    """
+    sizes = np.bincount(group, minlength=n_groups)
+    order = np.argsort(group, kind="stable")
+    position = np.empty(len(group), dtype=np.int64)
+    position[order] = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    for size in np.unique(sizes[sizes > 0]):
+        members = np.flatnonzero(sizes == size)
+        slot = np.full(n_groups, -1, dtype=np.int64)
+        slot[members] = np.arange(len(members))
+        nodes = np.flatnonzero(slot[group] >= 0)
+        in_group = slot[group[src]] >= 0
+        e_src, e_dst = src[in_group], dst[in_group]
+        adj = np.zeros((len(members), size, size), dtype=np.float64)
+        adj[slot[group[e_src]], position[e_src], position[e_dst]] = 1.0
+        yield int(size), nodes, slot[group[nodes]], position[nodes], adj
 
 
 def laplacian_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges: np.ndarray, k: int):
@@ -69,21 +75,14 @@ def laplacian_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges: 
     src, dst = _global_edges(num_nodes, edge_index, num_edges)
     graph = coo_matrix((np.ones(len(src)), (src, dst)), shape=(total, total))
     n_comp, comp = connected_components(graph, directed=False)
-    sizes, pos = _groups(comp, n_comp)
     degree = np.bincount(src, minlength=total).astype(np.float64)
-    for size in np.unique(sizes):
-        members = np.flatnonzero(sizes == size)
-        slot = np.full(n_comp, -1, dtype=np.int64)
-        slot[members] = np.arange(len(members))
-        in_group = slot[comp[src]] >= 0
-        lap = -_stacked_adjacency(members, size, slot[comp], pos, src[in_group], dst[in_group])
-        nodes = np.flatnonzero(slot[comp] >= 0)
-        lap[slot[comp[nodes]], pos[nodes], pos[nodes]] = degree[nodes]
+    for size, nodes, stack, pos, adj in _size_groups(comp, n_comp, src, dst):
+        lap = -adj
+        lap[stack, pos, pos] = degree[nodes]
         vals, vecs = np.linalg.eigh(lap)
-        m = min(k, int(size))
-        vecs = _fix_signs(vecs[:, :, :m])
-        vec_out[nodes, :m] = vecs[slot[comp[nodes]], pos[nodes]]
-        val_out[nodes, :m] = np.clip(vals[slot[comp[nodes]], :m], 0.0, None)  # round-off can give -1e-16
+        m = min(k, size)
+        vec_out[nodes, :m] = _fix_signs(vecs[:, :, :m])[stack, pos]
+        val_out[nodes, :m] = np.clip(vals[stack, :m], 0.0, None)  # round-off can give -1e-16
     return vec_out, val_out
 
 
@@ -96,19 +95,12 @@ def random_walk_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges
         return out
     src, dst = _global_edges(num_nodes, edge_index, num_edges)
     mol = np.repeat(np.arange(len(num_nodes)), num_nodes)
-    _, pos = _groups(mol, len(num_nodes))
-    for size in np.unique(num_nodes[num_nodes > 0]):
-        members = np.flatnonzero(num_nodes == size)
-        slot = np.full(len(num_nodes), -1, dtype=np.int64)
-        slot[members] = np.arange(len(members))
-        in_group = slot[mol[src]] >= 0
-        adj = _stacked_adjacency(members, size, slot[mol], pos, src[in_group], dst[in_group])
+    for _, nodes, stack, pos, adj in _size_groups(mol, len(num_nodes), src, dst):
         deg = adj.sum(axis=2, keepdims=True)
         trans = np.divide(adj, deg, out=np.zeros_like(adj), where=deg > 0)
-        nodes = np.flatnonzero(slot[mol] >= 0)
         power = trans
         for t in range(k):
-            out[nodes, t] = np.diagonal(power, axis1=1, axis2=2)[slot[mol[nodes]], pos[nodes]]
+            out[nodes, t] = np.diagonal(power, axis1=1, axis2=2)[stack, pos]
             if t + 1 < k:
                 power = power @ trans
     return out

@@ -114,6 +114,8 @@ class Featurizer:
     def _item_labels(self, table: pa.Table, ok: list[int], g, reasons: list) -> tuple[np.ndarray, np.ndarray]:
         """Per-atom (ΣN·T_node) and per-directed-edge (ΣE·T_edge) labels of the parsed molecules,
         checked against each molecule (a wrong length marks the row skipped with the reason)."""
+        if not self.t_node and not self.t_edge:  # no per-atom/bond labels: nothing to read or check
+            return np.zeros((int(g.num_nodes.sum()), 0), np.float32), np.zeros((int(g.num_edges.sum()), 0), np.float32)
         per_node, per_edge = [], []
         y_node_col = table.column("y_node").to_pylist() if self.t_node else None
         y_edge_col = table.column("y_edge").to_pylist() if self.t_edge else None
@@ -128,8 +130,6 @@ class Featurizer:
                 edge = np.full(n_edges * self.t_edge, np.nan, np.float32)
             per_node.append(node.reshape(n_atoms, self.t_node))
             per_edge.append(edge.reshape(n_edges, self.t_edge))
-        if not self.t_node and not self.t_edge:
-            return np.zeros((int(g.num_nodes.sum()), 0), np.float32), np.zeros((int(g.num_edges.sum()), 0), np.float32)
         cat = lambda parts, t: np.concatenate(parts) if parts else np.zeros((0, t), np.float32)  # noqa: E731
         return cat(per_node, self.t_node), cat(per_edge, self.t_edge)
 

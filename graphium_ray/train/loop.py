@@ -113,6 +113,7 @@ def _train_epoch(model, optimizer, collate, cfg: RunConfig, level_tasks, normali
     _set_backbone_frozen(model, optimizer, frozen)
     total_loss, n_batches, n_graphs, started, first_step = 0.0, 0, 0, time.time(), None
     for batch in _train_batches(cfg, collate, batcher, idle, epoch):
+        real_graphs = batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())  # on the host
         batch = batch.to(device)
         targets = {lvl: normalizer.normalize(lvl, y) for lvl, y in batch.y.items()}
         if ipu_step is not None:
@@ -127,7 +128,7 @@ def _train_epoch(model, optimizer, collate, cfg: RunConfig, level_tasks, normali
         total_loss += float(loss.detach())
         n_batches += 1
         first_step = first_step or time.time()
-        n_graphs += batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())
+        n_graphs += real_graphs
     if ipu_step is not None:
         ipu_step.copy_weights_to_host()
     seconds = time.time() - started
@@ -209,7 +210,7 @@ def train_loop_per_worker(config: dict) -> None:
                              frozen=epoch < frozen_epochs, ipu_step=ipu_step)  # fmt: skip
         state.setdefault("first_step_unix", stats["first_step"])  # startup benchmark: launch → first step
         graphs = sum(_gather(stats["graphs"]))
-        eval_model = _unwrap(model) if batcher is None else _unwrap_ddp(model)
+        eval_model = _unwrap_ddp(model)  # compiled only with static shapes, so static batches reach it
         val = _evaluate(eval_model, "val", data, cfg.train.batch_size, device, tasks, normalizer, batcher)
         last = epoch + 1 == cfg.train.epochs
         test = _evaluate(eval_model, "test", data, cfg.train.batch_size, device, tasks, normalizer, batcher) if last else None
