@@ -7,6 +7,8 @@ Node and edge labels are given in that order.
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -154,8 +156,29 @@ def _feature_matrix(blocks: list[tuple[np.ndarray | None, np.ndarray]], rows: in
     return out
 
 
+@contextmanager
+def no_cyclic_gc():
+    """Pause Python's cyclic garbage collector. Featurizing creates ~50 short-lived RDKit wrapper
+    objects per molecule (none in reference cycles; reference counting frees them), and each
+    allocation burst otherwise triggers collections that scan every live object of the process:
+    measured 3× slower ``mols_to_graphs`` (platform/bench/featurize_profile.py)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], bond_feats: list[str],
                    plain_bond_orders: list[bool] | None = None) -> GraphArrays:  # fmt: skip
+    with no_cyclic_gc():
+        return _mols_to_graphs(mols, onehot, floats, bond_feats, plain_bond_orders)
+
+
+def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], bond_feats: list[str],
+                    plain_bond_orders: list[bool] | None) -> GraphArrays:  # fmt: skip
     """Featurize many molecules at once: RDKit values are gathered per property over all atoms and
     bonds of all molecules, then every feature block is built with one NumPy scatter for the batch.
 

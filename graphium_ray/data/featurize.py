@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from graphium_ray.chem.graph import ParseError, mols_to_graphs, parse_smiles
+from graphium_ray.chem.graph import ParseError, mols_to_graphs, no_cyclic_gc, parse_smiles
 from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
 
@@ -81,15 +81,16 @@ class Featurizer:
         n = table.num_rows
         reasons: list[str | None] = [None] * n
         mols, ok, plain = [], [], []
-        for i, (smiles, mapped) in enumerate(zip(table.column("smiles").to_pylist(),
-                                                 table.column("atom_mapped").to_pylist(), strict=True)):  # fmt: skip
-            try:
-                mols.append(parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped)))
-                ok.append(i)
-                plain.append(">" not in smiles and "<" not in smiles)  # no dative bonds
-            except ParseError as err:
-                reasons[i] = f"unparsable SMILES: {err}"
-        g = mols_to_graphs(mols, *self.features, plain_bond_orders=plain)
+        with no_cyclic_gc():  # parsing allocates many short-lived objects; see no_cyclic_gc
+            for i, (smiles, mapped) in enumerate(zip(table.column("smiles").to_pylist(),
+                                                     table.column("atom_mapped").to_pylist(), strict=True)):  # fmt: skip
+                try:
+                    mols.append(parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped)))
+                    ok.append(i)
+                    plain.append(">" not in smiles and "<" not in smiles)  # no dative bonds
+                except ParseError as err:
+                    reasons[i] = f"unparsable SMILES: {err}"
+            g = mols_to_graphs(mols, *self.features, plain_bond_orders=plain)
         y_node, y_edge = self._item_labels(table, ok, g, reasons)
         keep = np.array([reasons[i] is None for i in ok], dtype=bool)
         node_keep, edge_keep = np.repeat(keep, g.num_nodes), np.repeat(keep, g.num_edges)
