@@ -56,6 +56,7 @@ def test_gpu_bench_runs_on_cpu():
 def test_ingest_bench_runs(ray_cluster, capsys):
     result = _run_in_process("ingest_bench.py", ["--molecules", "120", "--epochs", "1", "--batch-size", "32"], capsys)
     assert result["streaming_graphs_per_s"][0] > 0 and result["in_memory_pyg_graphs_per_s"][0] > 0
+    assert result["data_path_only_per_epoch"][0]["first_batch_s"] > 0
 
 
 def test_memory_bench_runs():
@@ -80,3 +81,10 @@ def test_finetune_compare_runs(ray_cluster, trained_run, capsys, tmp_path):
                                                      "--work", str(tmp_path / "work")], capsys)  # fmt: skip
     assert set(result) >= {"finetune", "scratch", "linear_probe"}
     assert (tmp_path / "out" / "results.md").read_text().count("|") > 10
+
+
+def test_featurize_profile_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/featurize_profile.py"), "--molecules", "40",
+                          "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert result["molecules"] == 40 and result["mols_to_graphs"] > 0
