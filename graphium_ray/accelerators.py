@@ -2,8 +2,9 @@
 
 * ``cpu``: fractional CPUs per worker so Ray Data's readers always have room.
 * ``gpu``: one GPU per worker (Ray Train moves the model and batches).
-* ``ipu``: claims the custom ``IPU`` resource; needs PopTorch, which is imported lazily and is not
-  on PyPI: selecting ``ipu`` without it fails at once with what to install.
+* ``ipu``: claims the custom ``IPU`` resource; needs PopTorch (not on PyPI) and
+  ``lightning-graphcore``, both imported lazily: selecting ``ipu`` without them fails at once with
+  what to install.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import importlib.util
 
 from graphium_ray.config import ConfigError, TrainConfig
-
-PADDED_FIELDS = ("x", "edge_index", "edge_attr", "batch", "graph_mask", "node_mask")
 
 IPU_HELP = (
     "train.accelerator=ipu needs Graphcore's PopTorch (poptorch), which is not installed. Install the "
@@ -55,43 +54,31 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
     return resources, train.accelerator == "gpu", max(1, int(per_worker))
 
 
-def _loss_on_tensors(model, level_tasks, num_graphs: int, pe_keys: list[str], y_keys: list[str]):
-    """PopTorch traces functions of tensors, not of our ``GraphBatch`` dataclass: a module whose
-    ``forward(*tensors)`` (``PADDED_FIELDS``, then the PE and label tensors in the given key order)
-    rebuilds the static-shape batch and returns the multitask loss."""
-    import torch
-
-    from graphium_ray.batch import GraphBatch
-    from graphium_ray.train.losses import multitask_loss
-
-    class LossOnTensors(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def forward(self, *tensors):
-            named = dict(zip([*PADDED_FIELDS, *pe_keys, *y_keys], tensors, strict=True))
-            batch = GraphBatch(**{f: named[f] for f in PADDED_FIELDS}, num_graphs=num_graphs,
-                               pe={k: named[k] for k in pe_keys}, y={k: named[k] for k in y_keys})  # fmt: skip
-            loss, _ = multitask_loss(level_tasks, self.model(batch), batch.y, per_task=False)
-            return loss
-
-    return LossOnTensors()
+LIGHTNING_GRAPHCORE_HELP = (
+    "train.accelerator=ipu runs through Lightning's Graphcore strategy: pip install lightning-graphcore "
+    "(next to the Poplar SDK's poptorch)"
+)
 
 
-def ipu_training_step(model, optimizer, level_tasks, example_batch):
-    """``step(batch, targets) -> loss`` running forward, backward and the optimizer update on the
-    IPU (``poptorch.trainingModel``); batches must be static-shape (``train.static_shapes``).
-    Imports PopTorch lazily; without it this raises the install hint."""
-    poptorch = require_poptorch()
-    pe_keys, y_keys = list(example_batch.pe), list(example_batch.y)
-    module = _loss_on_tensors(model, level_tasks, example_batch.num_graphs, pe_keys, y_keys)
-    ipu_optimizer = poptorch.optim.AdamW(model.parameters(), lr=optimizer.param_groups[0]["lr"])
-    trained = poptorch.trainingModel(module, options=poptorch.Options(), optimizer=ipu_optimizer)
+def lightning_trainer_kwargs(train: TrainConfig) -> dict:
+    """Accelerator, strategy, cluster environment and precision of the Lightning ``Trainer`` that
+    runs inside a Ray Train worker. CPU / GPU: Ray's DDP strategy and environment (one device per
+    worker; Ray Train set up the process group). IPU: ``lightning_graphcore.IPUStrategy`` (PopTorch
+    compiles forward, backward and the optimizer step of ``configure_optimizers``: every parameter
+    group, weight decay and gradient clipping reach the IPU)."""
+    if train.accelerator == "ipu":
+        require_poptorch()
+        if importlib.util.find_spec("lightning_graphcore") is None:
+            raise ConfigError(LIGHTNING_GRAPHCORE_HELP)
+        from lightning_graphcore import IPUAccelerator, IPUStrategy
 
-    def step(batch, targets):
-        tensors = [getattr(batch, f) for f in PADDED_FIELDS] + [batch.pe[k] for k in pe_keys]
-        return trained(*tensors, *(targets[k] for k in y_keys))
+        return {"accelerator": IPUAccelerator(), "devices": 1, "strategy": IPUStrategy(), "precision": train.precision}
+    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
 
-    step.copy_weights_to_host = trained.copyWeightsToHost  # before host-side evaluation / checkpoints
-    return step
+    return {
+        "accelerator": "gpu" if train.accelerator == "gpu" else "cpu",
+        "devices": "auto",
+        "strategy": RayDDPStrategy(find_unused_parameters=False),
+        "plugins": [RayLightningEnvironment()],
+        "precision": train.precision,
+    }

@@ -40,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="prepare (if needed) and train; writes metrics.json and a checkpoint")
     _common(p)
     p.add_argument("--from-sweep", default=None, metavar="SWEEP_DIR",
-                   help="start from the best hyperparameters of a finished sweep (µP transfer: add "
-                        "--set model.hidden_dim=WIDE); --set overrides still win")  # fmt: skip
+                   help="start from everything a finished sweep fixed (its overrides, parametrization, base "
+                        "width) and its best hyperparameters; µP transfer: add --set model.hidden_dim=WIDE. "
+                        "--set overrides still win, but one that contradicts the sweep is refused")  # fmt: skip
     p = sub.add_parser("sweep", help="Ray Tune sweep (Optuna + ASHA) over Ray Train trials")
     p.add_argument("sweep", help="sweep YAML (see sweeps/quickstart_sweep.yaml)")
     p.add_argument("--output", default=None, help="sweep directory (default: runs/sweeps/<name>)")
@@ -78,7 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _init_ray(num_cpus: int | None) -> None:
+def local_cluster_options(num_cpus: int | None) -> dict:
+    """``ray.init`` options for a local cluster that stays out of the way of any other Ray cluster on
+    the machine. The dashboard (state API, needed by Ray Train's placement-group cleaner) listens on
+    loopback at a port picked here, and every worker of the job is told that address
+    (``RAY_API_SERVER_ADDRESS``): without it, Ray's state clients look for "the" cluster and fail with
+    "Found multiple active Ray instances" when another one runs, so placement groups were never
+    released and the next training waited forever."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return {"num_cpus": num_cpus or os.cpu_count(), "dashboard_host": "127.0.0.1", "dashboard_port": port,
+            "include_dashboard": True,
+            "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}}  # fmt: skip
+
+
+def init_ray(num_cpus: int | None) -> None:
     import ray
 
     if ray.is_initialized():
@@ -86,8 +104,9 @@ def _init_ray(num_cpus: int | None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
     else:
-        # the dashboard (state API) is needed by Ray Train's cleanup; it listens on loopback only
-        ray.init(num_cpus=num_cpus or os.cpu_count(), dashboard_host="127.0.0.1", log_to_driver=True)
+        options = local_cluster_options(num_cpus)
+        os.environ["RAY_API_SERVER_ADDRESS"] = options["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
+        ray.init(**options, log_to_driver=True)
 
 
 def _run_dir(cfg: RunConfig, output: str | None) -> Path:
@@ -105,7 +124,7 @@ def _run_dir(cfg: RunConfig, output: str | None) -> Path:
 def cmd_prepare(args, cfg: RunConfig) -> int:
     from graphium_ray.data.prepare import prepare
 
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     prepared = prepare(cfg.data, force=args.force)
     m = prepared.manifest
     print(f"prepared {m['featurized']} molecules ({m['splits']}) in {prepared.root}")
@@ -119,7 +138,7 @@ def cmd_train(args, cfg: RunConfig) -> int:
     from graphium_ray.train.driver import run_training
 
     run_dir = _run_dir(cfg, args.output)
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     prepared = prepare(cfg.data)
     skipped = prepared.manifest["skipped"]
     if skipped["total"]:
@@ -127,8 +146,13 @@ def cmd_train(args, cfg: RunConfig) -> int:
     if getattr(args, "provenance", None):
         (run_dir / "hyperparameters_from.json").write_text(json.dumps(args.provenance, indent=2, default=float))
     metrics = run_training(cfg, prepared, run_dir)
-    print(metrics_table(metrics))
-    print(f"\nrun directory: {run_dir}  (metrics.json, checkpoint/, splits/)")
+    print(metrics_table(metrics, units={t.name: t.unit for t in prepared.tasks}))
+    selection = metrics.get("selection")
+    if selection:
+        print(f"\nselected epoch {selection['epoch']} by {selection['metric']} ({selection['mode']}); "
+              "test scored once with it")
+    print(f"run directory: {run_dir}  (metrics.json, epochs.csv, learning_curve.png, test_predictions.parquet, "
+          "checkpoint/, splits/)")
     return 0
 
 
@@ -137,7 +161,7 @@ def cmd_evaluate(args, cfg: RunConfig) -> int:
     from graphium_ray.report import metrics_table
     from graphium_ray.train.predict import evaluate_checkpoint
 
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     prepared = prepare(cfg.data)
     metrics = evaluate_checkpoint(args.checkpoint, prepared, args.split)
     print(metrics_table({args.split: metrics}, (args.split,)))
@@ -152,7 +176,7 @@ def cmd_sweep(args) -> int:
     from graphium_ray.tune.sweep_config import load_sweep
 
     sweep, _, _ = load_sweep(args.sweep)  # validate before starting Ray
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     out = Path(args.output or Path("runs") / "sweeps" / sweep.name)
     summary = run_sweep(args.sweep, out)
     print(f"best {summary['metric']} = {summary['value']:.6g} with {summary['params']} ({summary['trials']} trials)")
@@ -175,7 +199,7 @@ def cmd_coord_check(args) -> int:
 def cmd_infer(args) -> int:
     from graphium_ray.inference.pipeline import run_inference
 
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     mode = "embed" if args.command == "fingerprint" else "predict"
     summary = run_inference(args.checkpoint, args.inputs, args.output, smiles_column=args.smiles_column,
                             keep_columns=tuple(args.keep_columns), mode=mode, layer=getattr(args, "layer", "graph"),
@@ -193,7 +217,7 @@ def cmd_finetune(args, cfg: RunConfig) -> int:
 
     cfg, state_dict = finetune_run_config(cfg, args.checkpoint)
     run_dir = _run_dir(cfg, args.output)
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     prepared = prepare(cfg.data)
     (run_dir / "finetuned_from.json").write_text(json.dumps(cfg.finetune.model_dump(), indent=2))
     if cfg.finetune.mode == "linear_probe":
@@ -206,14 +230,38 @@ def cmd_finetune(args, cfg: RunConfig) -> int:
 
 
 def sweep_overrides(sweep_dir: str) -> tuple[list[str], dict]:
-    """Best parameters of a finished sweep as --set overrides, and where they came from."""
+    """What a finished sweep fixed, as --set overrides (its own overrides, the parametrization and
+    base width it ran under, then its best parameters), and where they came from."""
     from graphium_ray.tune.sweep import params_as_overrides
 
     best = Path(sweep_dir) / "best_params.json"
     if not best.is_file():
         raise ConfigError(f"--from-sweep {sweep_dir}: no best_params.json (has the sweep finished?)")
     summary = json.loads(best.read_text())
-    return params_as_overrides(summary["params"]), {"sweep_dir": str(Path(sweep_dir).resolve()), **summary}
+    fixed = summary.get("fixed")
+    if fixed is None:
+        raise ConfigError(f"--from-sweep {sweep_dir}: best_params.json predates 'fixed' (parametrization, width); "
+                          "rerun the sweep")  # fmt: skip
+    carried = [*fixed["overrides"], f"model.parametrization={fixed['parametrization']}"]
+    if fixed["parametrization"] == "mup":
+        carried.append(f"model.base_hidden_dim={fixed['base_hidden_dim']}")
+    return carried + params_as_overrides(summary["params"]), {"sweep_dir": str(Path(sweep_dir).resolve()), **summary}
+
+
+def check_sweep_transfer(cfg: RunConfig, provenance: dict) -> None:
+    """Refuse a run that contradicts what the sweep's hyperparameters were tuned under."""
+    fixed = provenance["fixed"]
+    where = f"--from-sweep {provenance['sweep_dir']}"
+    if cfg.model.parametrization != fixed["parametrization"]:
+        raise ConfigError(f"{where}: the sweep tuned model.parametrization={fixed['parametrization']}; "
+                          f"this run sets {cfg.model.parametrization}, so its learning rate would not transfer")  # fmt: skip
+    if fixed["parametrization"] == "mup" and cfg.model.base_hidden_dim != fixed["base_hidden_dim"]:
+        raise ConfigError(f"{where}: µP transfer needs model.base_hidden_dim={fixed['base_hidden_dim']} (the sweep's "
+                          f"base width); got {cfg.model.base_hidden_dim}")  # fmt: skip
+    if fixed["parametrization"] == "sp" and cfg.model.hidden_dim != fixed["width"]:
+        raise ConfigError(f"{where}: the sweep tuned a standard-parametrization model at width {fixed['width']}; "
+                          f"its hyperparameters do not transfer to model.hidden_dim={cfg.model.hidden_dim} "
+                          "(sweep with model.parametrization=mup to tune narrow and train wide)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             from_sweep, provenance = sweep_overrides(args.from_sweep)
             args.overrides = from_sweep + args.overrides
         cfg = load_config(args.config, args.overrides)
+        if provenance is not None:
+            check_sweep_transfer(cfg, provenance)
         if cfg.train.accelerator == "ipu" and args.command in ("train", "finetune"):
             from graphium_ray.accelerators import require_poptorch
 

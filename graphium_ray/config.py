@@ -58,6 +58,7 @@ class TaskGroupConfig(_Strict):
     num_classes: int = Field(default=2, ge=2)  # multiclass / ordinal only
     hybrid_alpha: float = Field(default=0.5, ge=0.0, le=1.0)
     weight: float = Field(default=1.0, gt=0.0)
+    unit: str = ""  # the labels' unit, shown next to metrics (e.g. Ha, bohr^3, log mol/L)
 
     @model_validator(mode="after")
     def _defaults(self) -> TaskGroupConfig:
@@ -93,7 +94,11 @@ class DatasetConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    kind: Literal["random"] = "random"
+    """How molecules without a split file are assigned: ``random`` (a seeded hash of the molecule
+    key) or ``scaffold`` (Bemis–Murcko scaffold groups, balanced as chemprop does: groups larger
+    than half the val/test size go to train first, the rest in seeded random order)."""
+
+    kind: Literal["random", "scaffold"] = "random"
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
 
@@ -143,6 +148,10 @@ class DataConfig(_Strict):
     featurizer: FeaturizerConfig = FeaturizerConfig()
     featurize_concurrency: int | None = Field(default=None, ge=1)
     batch_rows: int = Field(default=512, ge=1)
+    # rows of the same molecule within one dataset are merged label by label; where present labels
+    # disagree: drop_label (set it missing), first (the first row's), mean, or error (stop prepare).
+    # Every conflict is written to conflicts.csv in the cache directory.
+    on_conflict: Literal["drop_label", "first", "mean", "error"] = "drop_label"
 
     @model_validator(mode="after")
     def _unique_names(self) -> DataConfig:
@@ -164,6 +173,9 @@ class ModelConfig(_Strict):
     pooling: list[Literal["sum", "mean", "max"]] = ["sum", "mean"]
     head_hidden_dim: int = Field(default=64, ge=1)
     head_layers: int = Field(default=2, ge=1)
+    # norm inside each task head (standard parametrization; under µP none, see nn/heads.py).
+    # Measured on ESOL / FreeSolv validation (seed 0): layer 0.562 / 1.25 MAE vs none 0.602 / 1.72
+    head_norm: Literal["none", "layer", "batch"] = "layer"
     attention_heads: int = Field(default=4, ge=1)
     pe_dim: int = Field(default=16, ge=1)
     pe_combine: Literal["add", "concat"] = "add"
@@ -183,10 +195,53 @@ class StaticShapeConfig(_Strict):
     max_edges_per_graph: float = Field(default=72.0, gt=0.0)
 
 
+class SelectConfig(_Strict):
+    """Which epoch's weights are kept: the best on a validation metric (``val/loss`` or e.g.
+    ``val/tox21/NR-AR/auroc``, or ``val/mean/auroc``: the mean of a metric over all tasks that have it)."""
+
+    metric: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    # stop when the selected metric has not improved for this many epochs (None: never)
+    patience: int | None = Field(default=None, ge=1)
+
+    @field_validator("metric")
+    @classmethod
+    def _validation_only(cls, v: str) -> str:
+        if not v.startswith("val/"):
+            raise ValueError(f"model selection uses validation metrics only (val/...), got {v!r}")
+        return v
+
+
+class LoggersConfig(_Strict):
+    """Optional loggers of the rank-0 worker, written under ``<run dir>/logs/``. ``epochs.csv``
+    and ``learning_curve.png`` are always written into the run directory."""
+
+    tensorboard: bool = False  # logs/tensorboard (needs the tensorboard package)
+    mlflow: bool = False  # local SQLite store logs/mlflow.db (needs mlflow or mlflow-skinny)
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(default=10, ge=1)
+    # the global batch (all workers together), as in Graphium and chemprop; each of the
+    # num_workers workers gets ceil(batch_size / num_workers) molecules per step
     batch_size: int = Field(default=64, ge=1)
     lr: float = Field(default=1e-3, gt=0.0)
+    # linear warm-up from lr/10 over warmup_epochs, then cosine to final_lr_ratio·lr, Noam
+    # (lr·sqrt(warmup/step)) or constant
+    lr_schedule: Literal["cosine", "noam", "constant"] = "cosine"
+    warmup_epochs: float = Field(default=2.0, ge=0.0)
+    final_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    select: SelectConfig = SelectConfig()
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    # train N models with seeds seed, seed+1, …; metrics as mean ± std, predict averages them
+    replicates: int = Field(default=1, ge=1, le=100)
+    # hash: every worker reads the train split and keeps its rows by a hash of the molecule key
+    # (the same data order for any number of workers: reproducible); ray: Ray Data's
+    # streaming_split (each row read once; faster on large clusters, not bit-reproducible)
+    shard_train: Literal["hash", "ray"] = "hash"
+    # a train split up to this size (uncompressed, per worker) is read once into each worker's
+    # memory and reshuffled there every epoch; a larger one streams from the cache every epoch
+    in_memory_mb: float = Field(default=2048.0, ge=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     num_workers: int = Field(default=2, ge=1)
     cpus_per_worker: float | None = Field(default=None, gt=0.0)
@@ -202,6 +257,11 @@ class TrainConfig(_Strict):
     # default: <run dir>/ray
     storage_path: str | None = None
 
+    @field_validator("precision", mode="before")
+    @classmethod
+    def _precision_as_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int) else v
+
     @model_validator(mode="after")
     def _static_shapes_when_needed(self) -> TrainConfig:
         if self.accelerator == "ipu" and self.static_shapes is None:
@@ -215,6 +275,7 @@ class TrainConfig(_Strict):
 class LoggingConfig(_Strict):
     wandb: bool = False
     project: str = "graphium-ray"
+    loggers: LoggersConfig = LoggersConfig()
 
 
 class FinetuneConfig(_Strict):
@@ -243,16 +304,45 @@ class RunConfig(_Strict):
     finetune: FinetuneConfig | None = None
 
 
+# words users bring from chemprop / Graphium, and what they are called here
+SYNONYMS = {"classification": "binary", "multilabel": "binary", "ap": "average_precision", "prc": "average_precision",
+            "roc": "auroc", "auc": "auroc", "rmse_loss": "mse", "bce_loss": "bce", "epoch": "epochs",
+            "batch": "batch_size", "learning_rate": "lr", "hidden": "hidden_dim", "depth": "num_layers"}  # fmt: skip
+
+
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The config class that owns the last key of ``loc`` (list indices skipped), for listing its keys."""
+    import typing
+
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        candidates += [a for c in candidates for a in typing.get_args(c)]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            owner = _model_at(tuple(e["loc"]))
+            key = str(e["loc"][-1])
+            hint = f"; did you mean '{SYNONYMS[key]}'?" if key in SYNONYMS else ""
+            valid = f" (valid keys: {', '.join(owner.model_fields)})" if owner is not None else ""
+            msg = f"unknown key{hint}{valid}"
         ctx = e.get("ctx") or {}
         if "expected" in ctx:
-            msg = f"{msg} (allowed: {ctx['expected']})"
+            value = e.get("input")
+            hint = f"; did you mean '{SYNONYMS[value]}'?" if isinstance(value, str) and value in SYNONYMS else ""
+            msg = f"must be one of {ctx['expected']}{hint}"
         lines.append(f"  {where}: {msg}; got {e.get('input')!r}")
     return "\n".join(lines)
 

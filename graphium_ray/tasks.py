@@ -25,6 +25,7 @@ class TaskSpec:
     num_classes: int = 2
     hybrid_alpha: float = 0.5
     weight: float = 1.0
+    unit: str = ""
 
     @property
     def name(self) -> str:
@@ -83,6 +84,7 @@ def dataset_tasks(ds: DatasetConfig, header: list[str], where: str) -> list[Task
                     num_classes=group.num_classes,
                     hybrid_alpha=group.hybrid_alpha,
                     weight=group.weight,
+                    unit=group.unit,
                 )
             )
     return tasks

@@ -31,8 +31,12 @@ def ray_cluster():
     """A real in-process Ray cluster with 2 CPUs and a private temp dir, shut down at the end."""
     import ray
 
+    from graphium_ray.cli import local_cluster_options
+
     temp_dir = tempfile.mkdtemp(prefix="gr_ray_")
-    ray.init(num_cpus=2, dashboard_host="127.0.0.1", _temp_dir=temp_dir, log_to_driver=False)
+    options = local_cluster_options(2)  # pinned to its own dashboard: another Ray cluster may run here
+    os.environ["RAY_API_SERVER_ADDRESS"] = options["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
+    ray.init(**options, _temp_dir=temp_dir, log_to_driver=False)
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)

@@ -60,3 +60,16 @@ def test_every_shipped_recipe_validates(path):
         load_sweep(path)
     else:
         load_config(path)
+
+
+def test_unknown_keys_list_the_valid_ones_and_chemprop_words_get_a_suggestion():
+    raw = {"data": {"datasets": [{"name": "a", "path": "x", "tasks": [{"columns": ["y"], "kind": "classification",
+                                                                       "metrics": ["ap"]}]}]},
+           "train": {"learning_rate": 0.1, "foo": 1}}  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    text = str(info.value)
+    assert "kind: must be one of 'regression', 'binary'" in text and "did you mean 'binary'?" in text
+    assert "did you mean 'average_precision'?" in text
+    assert "train.learning_rate: unknown key; did you mean 'lr'?" in text
+    assert "train.foo: unknown key (valid keys: epochs, batch_size, lr," in text

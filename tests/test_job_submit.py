@@ -67,6 +67,7 @@ def head_node(ray_cluster):
     dash = free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
+    env["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{dash}"  # the head's own state API, not the session's
     cmd = [str(BIN / "ray"), "start", "--head", "--num-cpus=2", f"--port={free_port()}", "--dashboard-host=127.0.0.1",
            f"--dashboard-port={dash}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",

@@ -65,7 +65,11 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
         ("CCN", "abc", "1"),  # not a number
         ("CCC", "inf", "0"),  # infinite
         ("c1ccccc1", "", "1"),  # missing label: kept, NaN
-        ("OCC", "5.0", "1"),  # duplicate of CCO in the same file
+        ("OCC", "5.0", "1"),  # duplicate of CCO in the same file: merged, both labels conflict
+        ("CC\nCC", "1.0", "0"),  # a newline inside a quoted SMILES: RDKit would read ethane
+        ("CCCl", "1.0", "2"),  # binary label 2
+        ("CCBr", "1.0", "0.5"),  # binary label 0.5
+        ("CCI", "1.0", "True"),  # true/false are binary labels
     ]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -74,15 +78,51 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
     cfg = data_cfg(tmp_path, [{"name": "bad", "path": str(path),
                                "tasks": [{"columns": ["y"]}, {"columns": ["active"], "kind": "binary"}]}])  # fmt: skip
     m = prepare(cfg).manifest
-    assert m["skipped"]["total"] == 5 and m["featurized"] == 2
+    assert m["skipped"]["total"] == 7 and m["featurized"] == 3  # CCO (merged with OCC), benzene, CCI
     with open(m["skipped"]["report"]) as fh:
         report = {int(r["src_row"]): r for r in csv.DictReader(fh)}
-    assert set(report) == {1, 2, 3, 4, 6}
+    assert set(report) == {1, 2, 3, 4, 7, 8, 9}  # rows in = rows prepared + rows reported + merged duplicates
     assert all(r["src_file"] == str(path) for r in report.values())
     assert "syntax" in report[1]["reason"] and "valence" in report[2]["reason"].lower()
     assert "field 'y'" in report[3]["reason"] and "not a number" in report[3]["reason"]
     assert "infinite" in report[4]["reason"]
-    assert "duplicate" in report[6]["reason"] and "row 0" in report[6]["reason"]
+    assert "whitespace" in report[7]["reason"] or "control character" in report[7]["reason"]
+    assert "field 'active'" in report[8]["reason"] and "binary label 2" in report[8]["reason"]
+    assert "binary label 0.5" in report[9]["reason"]
+    assert m["duplicates"]["duplicate_rows_merged"] == {"bad": 1} and m["duplicates"]["conflicts"] == {"bad": 2}
+    with open(m["duplicates"]["report"]) as fh:
+        conflicts = {r["column"]: r for r in csv.DictReader(fh)}
+    assert conflicts["y"]["values"] == "1; 5" and "row 0" in conflicts["y"]["rows"] and "row 6" in conflicts["y"]["rows"]
+    assert conflicts["active"]["resolution"] == "drop_label"
+    feats = pq.read_table(m["skipped"]["report"].replace("skipped.csv", "featurized")).to_pydict()
+    by_key = dict(zip(feats["mol_key"], feats["y_graph"], strict=True))
+    assert all(v != v for v in by_key["CCO"])  # both conflicting labels dropped to missing
+    assert by_key["CCI"][1] == 1.0  # "True"
+
+
+@pytest.mark.parametrize("policy, expected", [("first", [1.0, 0.0, 7.0]), ("mean", [2.0, float("nan"), 7.0])])
+def test_duplicates_merge_label_by_label_with_the_conflict_policy(ray_cluster, tmp_path, policy, expected):
+    """Three rows of ethanol: labels missing in one row are taken from another, disagreements follow
+    data.on_conflict (a label present only in the dropped duplicate used to be lost)."""
+    path = tmp_path / "dups.csv"
+    path.write_text("smiles,y,active,z\nCCO,1.0,0,\nOCC,3.0,1,\nC(O)C,,,7.0\nCCN,2.0,1,1.0\n")
+    cfg = data_cfg(tmp_path, [{"name": "d", "path": str(path), "tasks": [{"columns": ["y", "z"]},
+                                                                        {"columns": ["active"], "kind": "binary"}]}],
+                   on_conflict=policy)  # fmt: skip
+    m = prepare(cfg).manifest
+    assert m["featurized"] == 2 and m["skipped"]["total"] == 0
+    assert m["duplicates"]["duplicate_rows_merged"] == {"d": 2} and m["duplicates"]["conflicts"] == {"d": 2}
+    feats = pq.read_table(m["skipped"]["report"].replace("skipped.csv", "featurized")).to_pydict()
+    ethanol = dict(zip(feats["mol_key"], feats["y_graph"], strict=True))["CCO"]
+    assert ethanol == pytest.approx([expected[0], expected[2], expected[1]], nan_ok=True)  # columns: y, z, active
+
+
+def test_conflict_policy_error_stops_with_one_line(ray_cluster, tmp_path):
+    path = tmp_path / "dups.csv"
+    path.write_text("smiles,y\nCCO,1.0\nOCC,3.0\n")
+    with pytest.raises(ConfigError, match=r"1 conflicting duplicate labels .*conflicts.csv"):
+        prepare(data_cfg(tmp_path, [{"name": "d", "path": str(path), "tasks": [{"columns": ["y"]}]}],
+                         on_conflict="error"))  # fmt: skip
 
 
 def test_missing_column_and_file_fail_before_work(ray_cluster, tmp_path, zinc_trio):
@@ -120,3 +160,17 @@ def test_split_file_assigns_rows(ray_cluster, tmp_path, zinc_trio):
     m = prepare(cfg).manifest
     assert m["splits"] == {"train": 4, "val": 2, "test": 3, "unassigned": 34}
     json.dumps(m)  # the manifest is plain JSON
+
+
+@pytest.mark.parametrize("body, rows", [("", 0), ("C1CC(,1\nXX,2\nCC CC,3\n", 3)], ids=["header_only", "all_invalid"])
+def test_a_file_without_a_valid_molecule_ends_with_reports_and_one_line(ray_cluster, tmp_path, body, rows):
+    path = tmp_path / "d.csv"
+    path.write_text("smiles,y\n" + body)
+    with pytest.raises(ConfigError) as info:
+        prepare(data_cfg(tmp_path, [{"name": "d", "path": str(path), "tasks": [{"columns": ["y"]}]}]))
+    message = str(info.value)
+    assert "\n" not in message and f"no valid molecule in {path}: {rows} rows, {rows} skipped" in message
+    report = message.rsplit("see ", 1)[1]
+    with open(report) as fh:
+        assert len(list(csv.DictReader(fh))) == rows  # every row is in skipped.csv with its reason
+    assert (tmp_path / "cache").glob("*/manifest.json")

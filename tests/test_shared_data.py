@@ -28,9 +28,9 @@ def test_tox21_reports_exactly_its_eight_unparsable_smiles(ray_cluster, tmp_path
     unparsable = [r for r in skipped if r["stage"] == "ingest"]
     assert len(unparsable) == 8, unparsable
     assert all(r["reason"].startswith("unparsable SMILES") for r in unparsable)
-    duplicates = [r for r in skipped if "duplicate" in r["reason"]]
-    assert len(skipped) == 8 + len(duplicates)
-    assert m["featurized"] + len(skipped) == 7831
+    assert len(skipped) == 8  # duplicates are merged label by label, not skipped
+    merged = m["duplicates"]["duplicate_rows_merged"].get("tox21", 0)
+    assert m["featurized"] + len(skipped) + merged == 7831  # every row: prepared, reported or merged
 
 
 def test_toymix_trains_on_the_local_files(ray_cluster, tmp_path, capsys):
@@ -56,7 +56,8 @@ def test_atom_mapped_charges_follow_map_order(ray_cluster, tmp_path):
                                            "atom_mapped": True, "tasks": [{"columns": ["charges"], "level": "node"}]}]}})  # fmt: skip
     prepared = prepare(cfg.data)
     m = prepared.manifest
-    assert m["rows_in"] == {"charges": 500} and m["featurized"] + m["skipped"]["total"] == 500
+    merged = m["duplicates"]["duplicate_rows_merged"].get("charges", 0)  # rows of a molecule already seen
+    assert m["rows_in"] == {"charges": 500} and m["featurized"] + m["skipped"]["total"] + merged == 500
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -76,10 +77,11 @@ def test_graph_node_edge_toy_file_all_levels(ray_cluster, tmp_path):
                                  {"columns": ["bond_y*"], "level": "edge"}]}]}})  # fmt: skip
     m = prepare(cfg.data).manifest
     assert m["label_widths"] == {"graph": 2, "node": 2, "edge": 2}
-    assert m["featurized"] == 10  # 11 rows, CN twice: the second is a reported duplicate
-    with open(m["skipped"]["report"]) as fh:
-        (dup,) = list(csv.DictReader(fh))
-    assert dup["src_row"] == "3" and "duplicate" in dup["reason"] and "row 2" in dup["reason"]
+    assert m["featurized"] == 10  # 11 rows, CN twice: the second is merged into the first
+    assert m["duplicates"]["duplicate_rows_merged"] == {"toy": 1} and m["skipped"]["total"] == 0
+    with open(m["duplicates"]["report"]) as fh:
+        conflicts = list(csv.DictReader(fh))
+    assert all("row 2" in c["rows"] or "row 3" in c["rows"] for c in conflicts)  # only CN's rows, if any
 
 
 def test_largemix_standin_trains_graph_node_and_sparse_binary_tasks(ray_cluster, tmp_path):

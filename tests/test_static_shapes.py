@@ -139,3 +139,28 @@ def test_compile_requires_static_shapes(tmp_path):
     with pytest.raises(ConfigError, match="static_shapes"):
         validate({"data": {"datasets": [{"name": "d", "path": "x.csv", "tasks": [{"columns": ["y"]}]}]},
                   "train": {"compile": True}})  # fmt: skip
+
+
+def test_lightning_ipu_strategy_needs_poptorch():
+    from graphium_ray.accelerators import lightning_trainer_kwargs
+    from graphium_ray.config import ConfigError, TrainConfig
+
+    with pytest.raises(ConfigError, match="poptorch"):
+        lightning_trainer_kwargs(TrainConfig(accelerator="ipu"))
+
+
+def test_static_batches_round_trip_through_a_dict_of_tensors():
+    """What PopTorch receives on IPUs: a flat dict of tensors that rebuilds the same batch."""
+    from graphium_ray.batch import GraphBatch
+    from graphium_ray.data.static_shapes import StaticShape, pad_batch
+
+    ref = reference_table().to_pydict()
+    y = np.array([ref["logp"], ref["has_ring"]], dtype=np.float32).T
+    feats = featurize_smiles(ref["smiles"][:8], y[:8], FeaturizerConfig(positional_encodings={"random_walk_k": 3}))
+    batch = pad_batch(rows_to_batch(feats, {"graph": 2, "node": 0, "edge": 0}, 13), StaticShape(10, 200, 400))
+    again = GraphBatch.from_tensors(batch.as_tensors())
+    assert again.num_graphs == batch.num_graphs == 10
+    for name in ("x", "edge_index", "edge_attr", "batch", "graph_mask", "node_mask"):
+        assert torch.equal(getattr(again, name), getattr(batch, name))
+    assert torch.equal(again.pe["rw"], batch.pe["rw"])
+    torch.testing.assert_close(again.y["graph"], batch.y["graph"], equal_nan=True)  # padding rows are NaN

@@ -56,11 +56,28 @@ def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, cap
 
 
 def test_from_sweep_trains_a_wider_model_with_the_best_hyperparameters(ray_cluster, sweep_files):
+    """A plain config (standard parametrization) + --from-sweep of a µP sweep + a 4x width: the run
+    carries µP and the base width from the sweep and learns (its predictions are not a constant)."""
     out, run = sweep_files / "out", sweep_files / "wide"
-    assert main(["train", str(sweep_files / "base.yaml"), "--from-sweep", str(out), "--set", "model.hidden_dim=64",
-                 "--set", "train.epochs=1", "--output", str(run)]) == 0  # fmt: skip
+    plain = yaml.safe_load((sweep_files / "base.yaml").read_text())
+    plain["model"] = {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16}  # no µP here: the sweep brings it
+    (sweep_files / "plain.yaml").write_text(yaml.safe_dump(plain))
+    assert main(["train", str(sweep_files / "plain.yaml"), "--from-sweep", str(out), "--set", "model.hidden_dim=64",
+                 "--set", "train.epochs=6", "--set", "train.batch_size=16", "--output", str(run)]) == 0  # fmt: skip
     used = yaml.safe_load((run / "config.yaml").read_text())
     best = json.loads((out / "best_params.json").read_text())
     assert used["train"]["lr"] == pytest.approx(best["params"]["train.lr"]) and used["model"]["hidden_dim"] == 64
+    assert used["model"]["parametrization"] == "mup" and used["model"]["base_hidden_dim"] == 16
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    preds = pd.read_parquet(run / "test_predictions.parquet")
+    assert preds["pred/qm9/gap"].std() > 0.1 * preds["label/qm9/gap"].std()  # not a constant predictor
     assert json.loads((run / "hyperparameters_from.json").read_text())["params"] == best["params"]
     assert (run / "checkpoint" / "mup_base_shapes.json").is_file()
+
+
+def test_from_sweep_refuses_standard_parametrization_against_a_mup_sweep(ray_cluster, sweep_files, capsys):
+    assert main(["train", str(sweep_files / "base.yaml"), "--from-sweep", str(sweep_files / "out"),
+                 "--set", "model.parametrization=sp", "--output", str(sweep_files / "bad")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "parametrization=mup" in err and len(err.strip().splitlines()) == 1

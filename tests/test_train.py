@@ -78,3 +78,30 @@ def test_no_secret_from_the_environment_lands_in_the_run_directory(small_mix, tr
     files = [p for p in (d / "run").rglob("*") if p.is_file()]
     assert len(files) > 5
     assert not [p for p in files if SECRET.encode() in p.read_bytes()]
+
+
+def test_run_directory_shows_epochs_selection_and_test_predictions(small_mix, trained_run):
+    """epochs.csv and the learning curve for every epoch; the test split was scored once with the
+    selected epoch's weights, and test_predictions.parquet holds those predictions in real units."""
+    import numpy as np
+    import pandas as pd
+
+    run, out = trained_run
+    metrics = json.loads((run / "metrics.json").read_text())
+    selection = metrics["selection"]
+    assert selection["metric"] == "val/loss" and 1 <= selection["epoch"] <= 2
+    chosen = metrics["history"][selection["epoch"] - 1]
+    assert metrics["val"] == chosen["val"] and selection["value"] == chosen["val_loss"]
+    assert selection["value"] == min(h["val_loss"] for h in metrics["history"])
+    epochs = pd.read_csv(run / "epochs.csv")
+    assert list(epochs["epoch"]) == [1, 2] and {"train_loss", "val_loss", "lr", "val/qm9/gap/mae"} <= set(epochs)
+    assert list(epochs["selected"]) == [e == selection["epoch"] for e in (1, 2)]
+    assert (run / "learning_curve.png").stat().st_size > 10_000
+    preds = pd.read_parquet(run / "test_predictions.parquet")
+    gap = preds.dropna(subset=["label/qm9/gap"])
+    assert len(gap) == metrics["test"]["qm9/gap"]["n"]
+    mae = float(np.mean(np.abs(gap["pred/qm9/gap"] - gap["label/qm9/gap"])))
+    assert mae == pytest.approx(metrics["test"]["qm9/gap"]["mae"], rel=1e-5)  # Hartree, like the labels
+    ring = preds.dropna(subset=["label/desc/has_ring"])["pred/desc/has_ring"]
+    assert ((ring > 0) & (ring < 1)).all()  # binary: a probability
+    assert "selected epoch" in out and "Reporting training result" not in out

@@ -28,6 +28,7 @@ def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpe
         "featurizer": cfg.featurizer.model_dump(mode="json"),
         "split": cfg.split.model_dump(mode="json"),
         "num_shards": cfg.num_shards,
+        "on_conflict": cfg.on_conflict,
         "pipeline": PIPELINE_VERSION,
         "code": __version__,
     }

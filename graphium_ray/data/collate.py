@@ -51,7 +51,9 @@ def collate_arrays(batch, widths: dict[str, int], bond_dim: int) -> GraphBatch:
         for lvl, w in widths.items()
         if w
     }
+    keys = batch.column("mol_key").to_pylist() if isinstance(batch, pa.Table) and "mol_key" in names else None
     return GraphBatch(
+        mol_keys=keys,
         x=torch.from_numpy(x),
         edge_index=torch.from_numpy(edge_index),
         edge_attr=torch.from_numpy(edge_attr),

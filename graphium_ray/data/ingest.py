@@ -17,7 +17,7 @@ molecules whose labels differ; canonical SMILES only merges identical molecular 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
-from graphium_ray.data.labels import graph_label_matrix, parse_item_labels
+from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
 from graphium_ray.data.sources import iter_batches
 from graphium_ray.tasks import TaskSpec
 
@@ -48,6 +48,7 @@ class SourceFile:
     edge_columns: tuple[str, ...]
     atom_mapped: bool
     split_rows: dict[int, str] | None = None  # from a split file: data row -> split
+    graph_domains: tuple[tuple[str, int], ...] = ()  # (kind, num_classes) of each graph column
 
 
 def read_rows(source: SourceFile, rows_per_batch: int):
@@ -63,6 +64,12 @@ def _parse_batch(source: SourceFile, first_row: int, batch: pa.RecordBatch) -> p
     n = batch.num_rows
     col = {name: batch.column(name) for name in batch.schema.names}
     y_graph, errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns), n)
+    check_label_domains(y_graph, list(source.graph_columns), list(source.graph_domains), errors)
+    smiles_column = col[source.smiles_column]
+    for i, smi in enumerate(smiles_column.to_pylist()):
+        problem = smiles_problem(smi)
+        if problem:
+            errors.setdefault(i, f"field '{source.smiles_column}': {problem}")
     y_node, y_edge = [], []
     for i in range(n):
         node, edge = np.zeros(0, np.float32), np.zeros(0, np.float32)
@@ -139,17 +146,24 @@ class LabelLayout:
 
     offsets: dict[str, dict[str, tuple[int, int]]]  # dataset -> level -> (start, width)
     widths: dict[str, int]  # level -> total number of tasks
+    columns: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> graph label columns
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)  # dataset -> their task kinds
 
     @staticmethod
     def from_tasks(tasks: list[TaskSpec]) -> LabelLayout:
         offsets: dict[str, dict[str, tuple[int, int]]] = {}
         widths = {"graph": 0, "node": 0, "edge": 0}
+        columns: dict[str, tuple[str, ...]] = {}
+        kinds: dict[str, tuple[str, ...]] = {}
         for t in tasks:
             lvl = offsets.setdefault(t.dataset, {})
             start, width = lvl.get(t.level, (widths[t.level], 0))
             lvl[t.level] = (start, width + 1)
             widths[t.level] += 1
-        return LabelLayout(offsets, widths)
+            if t.level == "graph":
+                columns[t.dataset] = (*columns.get(t.dataset, ()), t.column)
+                kinds[t.dataset] = (*kinds.get(t.dataset, ()), t.kind)
+        return LabelLayout(offsets, widths, columns, kinds)
 
 
 MOLECULE_SCHEMA = pa.schema(
@@ -176,13 +190,33 @@ SKIPPED_SCHEMA = pa.schema(
 )
 
 
+CONFLICT_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("mol_key", pa.string()),
+        ("column", pa.string()),
+        ("rows", pa.string()),
+        ("values", pa.string()),
+        ("resolution", pa.string()),
+    ]
+)
+
+
 def merge_bucket(
-    bucket_dir: Path, out_path: Path, skipped_path: Path, layout: LabelLayout, seed: int, fractions: tuple
+    bucket_dir: Path, out_path: Path, skipped_path: Path, layout: LabelLayout, seed: int, fractions: tuple,
+    on_conflict: str = "drop_label",
 ) -> int:
-    """Merge one bucket's keyed rows into molecule rows; returns the number of molecules written."""
+    """Merge one bucket's keyed rows into molecule rows; returns the number of molecules written.
+
+    Rows of the same molecule within one dataset (duplicates) are merged label by label: a label
+    missing in one row and present in another is kept; present labels that disagree are a conflict,
+    settled by ``on_conflict`` (``drop_label``: set missing; ``first``: the first row's; ``mean``:
+    their mean for regression labels, missing for class labels; ``error``: kept as in ``drop_label`` here, the prepare step then stops). Every
+    conflict is written next to the shard (``conflicts-*.parquet``) with all rows and values."""
     table = pads.dataset(str(bucket_dir), format="parquet").to_table() if bucket_dir.exists() else None
     molecules: dict[str, dict] = {}
     skipped: list[dict] = []
+    conflicts: list[dict] = []
     if table is not None:
         order = np.lexsort(
             (table.column("src_row").to_numpy(), table.column("src_file").to_numpy(zero_copy_only=False))
@@ -192,14 +226,17 @@ def merge_bucket(
     out_rows = []
     for m in molecules.values():
         try:
+            _resolve_duplicates(m, layout, on_conflict, conflicts)
             out_rows.append(_finish(m, layout, seed, fractions))
         except ValueError as err:
             for source in m["rows"]:
                 ds, src_file, src_row = source.split("|")
                 skipped.append({"dataset": ds, "src_file": src_file, "src_row": int(src_row),
                                 "smiles": m["smiles"][0], "stage": "merge", "reason": str(err)})  # fmt: skip
-    _write_atomic(pa.Table.from_pylist(out_rows, schema=MOLECULE_SCHEMA), out_path)
+    _write_atomic(pa.Table.from_pylist(conflicts, schema=CONFLICT_SCHEMA),
+                  skipped_path.with_name(skipped_path.name.replace("skipped-", "conflicts-")))  # fmt: skip
     _write_atomic(pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA), skipped_path)
+    _write_atomic(pa.Table.from_pylist(out_rows, schema=MOLECULE_SCHEMA), out_path)  # last: marks the shard done
     return len(out_rows)
 
 
@@ -211,27 +248,72 @@ def _skip(row: dict, reason: str) -> dict:
 def _merge_row(molecules: dict[str, dict], skipped: list[dict], row: dict, layout: LabelLayout) -> None:
     key, ds = row["mol_key"], row["dataset"]
     mol = molecules.setdefault(key, {"key": key, "datasets": {}, "smiles": None, "rows": [],
-                                     "node": {}, "edge": {}, "graph": {}, "file_split": None,
-                                     "smiles_has_items": False})  # fmt: skip
-    if ds in mol["datasets"]:
-        first = mol["datasets"][ds]
-        skipped.append(_skip(row, f"duplicate molecule in dataset '{ds}' (kept {first})"))
+                                     "node": {}, "edge": {}, "graph": {}, "graph_rows": {}, "item_conflicts": [],
+                                     "file_split": None, "smiles_has_items": False})  # fmt: skip
+    where = f"{row['src_file']} row {row['src_row']}"
+    if ds in mol["datasets"]:  # a duplicate within the dataset: merged label by label in _resolve_duplicates
+        mol["rows"].append(f"{ds}|{row['src_file']}|{row['src_row']}")
+        mol["graph_rows"][ds].append((where, row["y_graph"]))
+        _merge_duplicate_items(mol, row, ds, where)
         return
     has_items = len(row["y_node"]) > 0 or len(row["y_edge"]) > 0
     if has_items and mol["smiles"] is not None and mol["smiles_has_items"] and row["smiles"] != mol["smiles"][0]:
         skipped.append(_skip(row, f"per-atom labels in a different atom order than those of {mol['smiles'][1]}"))
         return
-    mol["datasets"][ds] = f"{row['src_file']} row {row['src_row']}"
+    mol["datasets"][ds] = where
     mol["rows"].append(f"{ds}|{row['src_file']}|{row['src_row']}")
     if mol["smiles"] is None or (has_items and not mol["smiles_has_items"]):
         mol["smiles"] = (row["smiles"], mol["datasets"][ds], row["atom_mapped"])
         mol["smiles_has_items"] = has_items
     mol["graph"][ds] = row["y_graph"]
+    mol["graph_rows"][ds] = [(where, row["y_graph"])]
     for level in ("node", "edge"):
         if len(row[f"y_{level}"]):
             mol[level][ds] = row[f"y_{level}"]
     if row["file_split"] is not None and mol["file_split"] is None:
         mol["file_split"] = row["file_split"]
+
+
+def _merge_duplicate_items(mol: dict, row: dict, ds: str, where: str) -> None:
+    """Per-atom/bond labels of a duplicate row: taken when the molecule has none yet (with the row's
+    SMILES, which defines their atom order); lists that differ from the kept ones are a conflict."""
+    for level in ("node", "edge"):
+        items = row[f"y_{level}"]
+        if not len(items):
+            continue
+        if ds not in mol[level] and not mol["smiles_has_items"]:
+            mol[level][ds] = items
+            mol["smiles"] = (row["smiles"], where, row["atom_mapped"])
+            mol["smiles_has_items"] = True
+        elif ds not in mol[level] or row["smiles"] != mol["smiles"][0] or list(items) != list(mol[level][ds]):
+            mol["item_conflicts"].append((ds, level, where))
+
+
+def _resolve_duplicates(mol: dict, layout: LabelLayout, on_conflict: str, conflicts: list[dict]) -> None:
+    """Settle each dataset's graph labels over its duplicate rows (see :func:`merge_bucket`)."""
+    for ds, rows in mol["graph_rows"].items():
+        if len(rows) < 2:
+            continue
+        values = np.asarray([r[1] for r in rows], dtype=np.float64).reshape(len(rows), -1)
+        merged = values[0].copy()
+        columns, kinds = layout.columns.get(ds, ()), layout.kinds.get(ds, ())
+        for j in range(values.shape[1]):
+            present = values[~np.isnan(values[:, j]), j]
+            if len(present) == 0 or np.all(present == present[0]):
+                merged[j] = present[0] if len(present) else np.nan
+                continue
+            policy = on_conflict
+            if policy == "mean" and j < len(kinds) and kinds[j] != "regression":
+                policy = "drop_label (no mean of class labels)"
+            merged[j] = {"first": present[0], "mean": float(present.mean())}.get(policy, np.nan)
+            where = [r[0] for r, v in zip(rows, values[:, j], strict=True) if not np.isnan(v)]
+            conflicts.append({"dataset": ds, "mol_key": mol["key"], "column": columns[j] if j < len(columns) else str(j),
+                              "rows": "; ".join(where), "values": "; ".join(f"{v:g}" for v in present),
+                              "resolution": policy})  # fmt: skip
+        mol["graph"][ds] = merged.tolist()
+    for ds, level, where in mol["item_conflicts"]:
+        conflicts.append({"dataset": ds, "mol_key": mol["key"], "column": f"{level} labels", "rows": where,
+                          "values": "list differs", "resolution": "first (per-item lists are not merged)"})  # fmt: skip
 
 
 def _place(parts: dict[str, list], layout: LabelLayout, level: str) -> list[float]:

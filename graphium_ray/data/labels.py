@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _MISSING = {"", "nan", "NaN", "NA", "N/A", "null", "None"}
+_BOOLEAN = {"true": 1.0, "false": 0.0}
 
 
 def parse_scalar(value: object, field: str) -> float:
@@ -24,6 +25,8 @@ def parse_scalar(value: object, field: str) -> float:
         text = value.strip()
         if text in _MISSING:
             return math.nan
+        if text.lower() in _BOOLEAN:
+            return _BOOLEAN[text.lower()]
         try:
             number = float(text)
         except ValueError:
@@ -103,3 +106,37 @@ def parse_item_labels(columns: list[pa.Array], names: list[str], row: int) -> np
         if values is not None:
             out[:, j] = values
     return out.reshape(-1)
+
+
+def check_label_domains(y: np.ndarray, names: list[str], domains: list[tuple[str, int]], errors: dict[int, str]) -> None:
+    """Per task kind, the values a label may take: binary ∈ {0, 1}; multiclass / ordinal an integer
+    in [0, num_classes). Anything else is an error for the row naming the field and value."""
+    for j, (kind, num_classes) in enumerate(domains):
+        col = y[:, j]
+        present = ~np.isnan(col)
+        if kind == "binary":
+            bad = present & (col != 0) & (col != 1)
+            allowed = "0 or 1 (or true/false)"
+        elif kind in ("multiclass", "ordinal"):
+            bad = present & ((col != np.round(col)) | (col < 0) | (col >= num_classes))
+            allowed = f"an integer class in [0, {num_classes})"
+        else:
+            continue
+        for i in np.flatnonzero(bad):
+            errors.setdefault(int(i), f"field '{names[j]}': {kind} label {float(col[i]):g} is not {allowed}")
+
+
+def smiles_problem(smiles: object) -> str | None:
+    """Why a SMILES cell cannot be read faithfully, or None. RDKit reads whatever follows a space
+    as the molecule's name, so ``"CC CC"`` or ``"CC\nCC"`` would silently become ethane; control
+    characters and inner whitespace are refused, except the space before a CXSMILES ``|...|`` block."""
+    if not isinstance(smiles, str):
+        return None
+    text = smiles.strip()
+    control = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if control is not None:
+        return f"SMILES {smiles[:40]!r} contains the control character {control!r}"
+    core = text.split(" |", 1)[0] if " |" in text else text
+    if any(c.isspace() for c in core):
+        return f"SMILES {smiles[:40]!r} contains whitespace (RDKit would read only the part before it)"
+    return None

@@ -9,12 +9,15 @@ count equals its molecule shard's. A rerun redoes only what is missing. A finish
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import shutil
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import ray
 
@@ -22,9 +25,18 @@ from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
 from graphium_ray.data.featurize import Featurizer
-from graphium_ray.data.ingest import SKIPPED_BUCKET, KeyMolecules, LabelLayout, SourceFile, merge_bucket, read_rows
+from graphium_ray.data.ingest import (
+    CONFLICT_SCHEMA,
+    SKIPPED_BUCKET,
+    KeyMolecules,
+    LabelLayout,
+    SourceFile,
+    merge_bucket,
+    read_rows,
+)
 from graphium_ray.data.reader import read_parquet_files
-from graphium_ray.data.sources import file_format, fingerprint, localize, read_header, resolve_paths
+from graphium_ray.data.scaffold import scaffold_split
+from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, reduce_stats
 from graphium_ray.tasks import TaskSpec, dataset_tasks
@@ -52,6 +64,7 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
             ds_tasks = found
             fingerprints[display] = fingerprint(local)
             cols = {lvl: tuple(t.column for t in found if t.level == lvl) for lvl in ("graph", "node", "edge")}
+            domains = tuple((t.kind, t.num_classes) for t in found if t.level == "graph")
             split_rows = read_split_file(ds.split_file, f"datasets.{ds.name}.split_file") if ds.split_file else None
             sources.append(
                 SourceFile(
@@ -65,12 +78,36 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
                     cols["edge"],
                     ds.atom_mapped,
                     split_rows,
+                    domains,
                 )  # fmt: skip
             )
         tasks.extend(ds_tasks or [])
+        if cfg.split.kind == "scaffold" and not ds.split_file:
+            mine = [i for i, src in enumerate(sources) if src.dataset == ds.name]
+            for i, src in zip(mine, _scaffold_sources([sources[i] for i in mine], cfg), strict=True):
+                sources[i] = src
         if ds.split_file:
             fingerprints[ds.split_file] = fingerprint(ds.split_file)
     return sources, tasks, fingerprints
+
+
+def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[SourceFile]:
+    """``split.kind: scaffold``: one balanced Bemis–Murcko split over all files of a dataset, given
+    to each file as its row → split map (computed on the driver from the SMILES column only)."""
+    smiles, owners = [], []
+    for src in sources:
+        for _, batch in iter_batches(src.path, src.fmt, [src.smiles_column], 65536):
+            values = batch.column(0).to_pylist()
+            smiles += values
+            owners += [src] * len(values)
+    assignment = scaffold_split(smiles, cfg.split.seed, tuple(cfg.split.fractions))
+    rows: dict[int, dict[int, str]] = {id(src): {} for src in sources}
+    first_row: dict[int, int] = {}
+    for i, src in enumerate(owners):
+        first_row.setdefault(id(src), i)
+        if i in assignment:
+            rows[id(src)][i - first_row[id(src)]] = assignment[i]
+    return [dataclasses.replace(src, split_rows=rows[id(src)]) for src in sources]
 
 
 def cluster_cpus() -> int:
@@ -110,12 +147,14 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None
         **actor_pool(cfg),
     )
     ds.write_parquet(str(keyed_dir), partition_cols=["bucket"], ray_remote_args={"num_cpus": READ_CPUS})
+    keyed_dir.mkdir(parents=True, exist_ok=True)  # a header-only file writes no row at all
     (keyed_dir / "_SUCCESS").touch()
 
 
 @ray.remote(num_cpus=READ_CPUS * 2)
-def _merge_task(bucket_dir: str, out_path: str, skipped_path: str, layout: LabelLayout, seed: int, fractions) -> int:
-    return merge_bucket(Path(bucket_dir), Path(out_path), Path(skipped_path), layout, seed, fractions)
+def _merge_task(bucket_dir: str, out_path: str, skipped_path: str, layout: LabelLayout, seed: int, fractions,
+                on_conflict: str) -> int:  # fmt: skip
+    return merge_bucket(Path(bucket_dir), Path(out_path), Path(skipped_path), layout, seed, fractions, on_conflict)
 
 
 def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path) -> None:
@@ -126,7 +165,7 @@ def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path)
         if not out.exists():
             skipped = mol_dir / f"skipped-{b:05d}.parquet"
             pending.append(_merge_task.remote(str(keyed_dir / f"bucket={b}"), str(out), str(skipped), layout,
-                                              cfg.split.seed, tuple(cfg.split.fractions)))  # fmt: skip
+                                              cfg.split.seed, tuple(cfg.split.fractions), cfg.on_conflict))  # fmt: skip
     ray.get(pending)
 
 
@@ -151,6 +190,7 @@ def _shard_done(mol_file: Path, feat_dir: Path) -> bool:
 def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Path) -> None:
     mol_files = sorted(mol_dir.glob("shard-*.parquet"))
     pending = [f for f in mol_files if pq.ParquetFile(f).metadata.num_rows and not _shard_done(f, feat_dir)]
+    feat_dir.mkdir(parents=True, exist_ok=True)
     if not pending:
         return
     for f in pending:
@@ -172,6 +212,8 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
 
 def _label_stats(feat_dir: Path, layout: LabelLayout) -> dict:
     files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
+    if not files:
+        return reduce_stats([], layout.widths)
     ds = read_parquet_files(files, columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"])
     partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths}, batch_format="pyarrow",
                               compute=ray.data.ActorPoolStrategy(size=1), num_cpus=READ_CPUS).take_all()  # fmt: skip
@@ -191,8 +233,10 @@ def _write_skipped(root: Path, keyed_dir: Path, mol_dir: Path, feat_dir: Path) -
         rows += [{**r, "stage": "ingest", "reason": r.pop("error")} for r in t.to_pylist()]
     for f in sorted(mol_dir.glob("skipped-*.parquet")):
         rows += pq.read_table(f).to_pylist()
-    feat = pads.dataset(str(feat_dir), format="parquet", partitioning="hive")
-    failed = feat.to_table(columns=["sources", "skip_reason", "mol_key"], filter=pads.field("skip_reason").is_valid())
+    feat_files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
+    failed = pads.dataset(feat_files, format="parquet").to_table(
+        columns=["sources", "skip_reason", "mol_key"], filter=pads.field("skip_reason").is_valid()
+    ) if feat_files else pa.table({"sources": [], "skip_reason": [], "mol_key": []})  # fmt: skip
     for r in failed.to_pylist():
         for src in r["sources"].split(";"):
             ds, src_file, src_row = src.split("|")
@@ -210,12 +254,35 @@ def _write_skipped(root: Path, keyed_dir: Path, mol_dir: Path, feat_dir: Path) -
     return by_stage
 
 
+def _write_conflicts(root: Path, mol_dir: Path) -> dict:
+    """``conflicts.csv`` (every disagreeing label among duplicate rows, with all rows and values) and,
+    per dataset, the duplicate rows merged into an earlier row of the same molecule and the conflicts."""
+    parts = [pq.read_table(f) for f in sorted(mol_dir.glob("conflicts-*.parquet"))]
+    table = pa.concat_tables([CONFLICT_SCHEMA.empty_table(), *parts])
+    table = table.sort_by([("dataset", "ascending"), ("mol_key", "ascending")])
+    pacsv.write_csv(table, root / "conflicts.csv")
+    conflicts: dict[str, int] = {}
+    for ds in table.column("dataset").to_pylist():
+        conflicts[ds] = conflicts.get(ds, 0) + 1
+    duplicates: dict[str, int] = {}
+    for f in sorted(mol_dir.glob("shard-*.parquet")):
+        for sources in pq.read_table(f, columns=["sources"]).column("sources").to_pylist():
+            entries = [s.split("|", 1)[0] for s in sources.split(";")]
+            for ds in set(entries):
+                duplicates[ds] = duplicates.get(ds, 0) + entries.count(ds) - 1
+    return {"duplicate_rows_merged": {k: v for k, v in sorted(duplicates.items()) if v},
+            "conflicts": dict(sorted(conflicts.items())), "report": str(root / "conflicts.csv")}  # fmt: skip
+
+
 def _rows_in(keyed_dir: Path) -> dict[str, int]:
     """Rows read per dataset (streamed batch by batch)."""
     import pyarrow.dataset as pads
 
     counts: dict[str, int] = {}
-    scanner = pads.dataset(str(keyed_dir), format="parquet", partitioning="hive").scanner(columns=["dataset"])
+    files = sorted(str(f) for f in keyed_dir.glob("bucket=*/*.parquet"))
+    if not files:
+        return counts
+    scanner = pads.dataset(files, format="parquet").scanner(columns=["dataset"])
     for batch in scanner.to_batches():
         for item in pc.value_counts(batch.column(0)).to_pylist():
             counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
@@ -232,7 +299,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         shutil.rmtree(root, ignore_errors=True)
     if (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
-        return PreparedData.load(root)
+        return _usable(PreparedData.load(root), sources)
     root.mkdir(parents=True, exist_ok=True)
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
@@ -240,6 +307,10 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     _merge(cfg, layout, keyed, mols)
     _featurize(cfg, layout, mols, feats)
     skipped = _write_skipped(root, keyed, mols, feats)
+    duplicates = _write_conflicts(root, mols)
+    if cfg.on_conflict == "error" and duplicates["conflicts"]:
+        raise ConfigError(f"{sum(duplicates['conflicts'].values())} conflicting duplicate labels "
+                          f"(data.on_conflict=error); see {duplicates['report']}")  # fmt: skip
     stats = _label_stats(feats, layout)
     rows = stats.pop("rows")
     manifest = {
@@ -252,11 +323,24 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         "featurized": sum(rows.values()) - rows["skipped"],
         "splits": {k: v for k, v in rows.items() if k != "skipped"},
         "skipped": {"total": sum(skipped.values()), "by_stage": skipped, "report": str(root / "skipped.csv")},
+        "duplicates": duplicates,
         "featurizer": cfg.featurizer.model_dump(mode="json"),
         "atom_dim": atom_feature_dim(list(cfg.featurizer.atom_onehot), list(cfg.featurizer.atom_float)),
         "bond_dim": bond_feature_dim(list(cfg.featurizer.bond)),
         "label_stats": stats,
         "prepare_seconds": round(time.time() - started, 2),
     }
+    manifest["rows_in"] = {**{ds.name: 0 for ds in cfg.datasets}, **manifest["rows_in"]}
     write_json_atomic(root / "manifest.json", manifest)
-    return PreparedData(root, manifest)
+    return _usable(PreparedData(root, manifest), sources)
+
+
+def _usable(prepared: PreparedData, sources: list[SourceFile]) -> PreparedData:
+    """A preparation without a single usable molecule is an error, after its reports are written."""
+    m = prepared.manifest
+    if m["featurized"] == 0:
+        files = ", ".join(sorted({s.display_path for s in sources}))
+        rows = sum(m["rows_in"].values())
+        raise ConfigError(f"no valid molecule in {files}: {rows} rows, {m['skipped']['total']} skipped"
+                          f" — see {m['skipped']['report']}")  # fmt: skip
+    return prepared

@@ -52,7 +52,7 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
                   batch_size: int = 256, concurrency: int | None = None) -> dict:  # fmt: skip
     """Predict (or embed) every row of ``inputs``; returns {"rows", "errors", "output"}."""
     files = read_checkpoint_files(checkpoint)
-    num_layers = yaml.safe_load(files["config.yaml"])["model"]["num_layers"]
+    num_layers = yaml.safe_load(files["0/config.yaml"])["model"]["num_layers"]
     if mode == "embed" and layer not in embedding_layers(num_layers):
         raise ConfigError(f"--layer {layer!r}: this model has {embedding_layers(num_layers)}")
     columns = list(dict.fromkeys([smiles_column, *keep_columns]))

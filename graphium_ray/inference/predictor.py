@@ -36,12 +36,40 @@ from graphium_ray.train.normalize import LabelNormalizer
 LEVELS = ("graph", "node", "edge")
 
 
-def read_checkpoint_files(directory: str | Path) -> dict[str, bytes]:
-    """A checkpoint directory's files as bytes: shipped to actors on any node, no shared disk needed."""
-    directory = Path(directory)
-    if not (directory / "model.pt").is_file():
-        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
-    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+def checkpoint_members(path: str | Path) -> list[Path]:
+    """The checkpoint directories behind ``path``: a checkpoint itself, a run directory (its
+    ``checkpoint/``) or a replicated run (every ``replicate_<i>/checkpoint``: an ensemble)."""
+    path = Path(path)
+    if (path / "model.pt").is_file():
+        return [path]
+    if (path / "checkpoint" / "model.pt").is_file():
+        return [path / "checkpoint"]
+    members = sorted(path.glob("replicate_*/checkpoint"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if members:
+        return members
+    raise FileNotFoundError(f"{path} is not a graphium-ray checkpoint or run directory (no model.pt)")
+
+
+def read_checkpoint_files(path: str | Path) -> dict[str, bytes]:
+    """The files of every member checkpoint as bytes, named ``<member>/<file>``: shipped to actors on
+    any node, no shared disk needed."""
+    return {f"{i}/{p.name}": p.read_bytes() for i, d in enumerate(checkpoint_members(path))
+            for p in d.iterdir() if p.is_file()}  # fmt: skip
+
+
+def _load_members(checkpoint_files: dict[str, bytes]) -> list[tuple]:
+    members = sorted({name.split("/", 1)[0] for name in checkpoint_files}, key=int)
+    loaded = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for member in members:
+            (Path(tmp) / member).mkdir()
+            for name, blob in checkpoint_files.items():
+                if name.startswith(f"{member}/"):
+                    (Path(tmp) / name).write_bytes(blob)
+            loaded.append(load_checkpoint(Path(tmp) / member))
+    if any(m[1]["tasks"] != loaded[0][1]["tasks"] for m in loaded):
+        raise ValueError("the replicate checkpoints of an ensemble must have the same tasks")
+    return loaded
 
 
 def embedding_layers(num_layers: int) -> list[str]:
@@ -51,11 +79,9 @@ def embedding_layers(num_layers: int) -> list[str]:
 class BatchPredictor:
     def __init__(self, checkpoint_files: dict[str, bytes], smiles_column: str, mode: str = "predict",
                  layer: str = "graph", batch_size: int = 256):  # fmt: skip
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, blob in checkpoint_files.items():
-                (Path(tmp) / name).write_bytes(blob)
-            self.cfg, self.data, self.model, _ = load_checkpoint(tmp)
-        self.model.eval()
+        members = _load_members(checkpoint_files)
+        self.cfg, self.data, self.model, _ = members[0]
+        self.models = [m[2].eval() for m in members]  # an ensemble when a replicated run was given
         torch.set_num_threads(1)
         self.tasks = [TaskSpec.from_dict(t) for t in self.data["tasks"]]
         self.normalizer = LabelNormalizer(self.tasks, self.data["label_stats"])
@@ -71,7 +97,7 @@ class BatchPredictor:
         ok = np.flatnonzero([e is None for e in errors])
         outputs = self._outputs(feats.take(pa.array(ok, pa.int64()))) if len(ok) else {}
         out = table.append_column("error", pa.array(errors, pa.string()))
-        names = ["embedding"] if self.mode == "embed" else [t.name for t in self.tasks]
+        names = ["embedding"] if self.mode == "embed" else [t.name for t in self.tasks] + self._spread_names()
         for name in names:
             values: list = [None] * n
             for i, v in zip(ok.tolist(), outputs.get(name, []), strict=False):
@@ -79,9 +105,15 @@ class BatchPredictor:
             out = out.append_column(name, pa.array(values, self._type(name)))
         return out
 
+    def _spread_names(self) -> list[str]:
+        """``<task>/std``: the ensemble's standard deviation, for graph-level single-value tasks."""
+        if len(self.models) < 2:
+            return []
+        return [f"{t.name}/std" for t in self.tasks if t.level == "graph" and t.out_dim == 1]
+
     def _type(self, name: str) -> pa.DataType:
-        if name == "embedding":
-            return pa.list_(pa.float32())
+        if name == "embedding" or name.endswith("/std"):
+            return pa.list_(pa.float32()) if name == "embedding" else pa.float64()
         task = next(t for t in self.tasks if t.name == name)
         per_molecule = pa.float64() if task.out_dim == 1 else pa.list_(pa.float64())
         return per_molecule if task.level == "graph" else pa.list_(per_molecule)
@@ -99,9 +131,23 @@ class BatchPredictor:
                     emb[self.layer], batch.batch, batch.num_graphs)  # fmt: skip
                 collected.setdefault("embedding", []).extend(vectors.float().numpy())
                 continue
-            for name, values in self._task_values(self.model(batch), batch).items():
+            for name, values in self._ensemble_values(batch).items():
                 collected.setdefault(name, []).extend(values)
         return collected
+
+    def _ensemble_values(self, batch) -> dict[str, list]:
+        """Per-task values averaged over the ensemble members (one member: its values)."""
+        runs = [self._task_values(model(batch), batch) for model in self.models]
+        if len(runs) == 1:
+            return runs[0]
+        out: dict[str, list] = {}
+        for name in runs[0]:
+            per_molecule = zip(*(r[name] for r in runs), strict=True)
+            stacked = [np.asarray(v, dtype=np.float64) for v in per_molecule]
+            out[name] = [m.mean(axis=0).tolist() for m in stacked]
+            if f"{name}/std" in self._spread_names():
+                out[f"{name}/std"] = [float(m.std(axis=0)) for m in stacked]
+        return out
 
     def _task_values(self, out: dict[str, torch.Tensor], batch) -> dict[str, list]:
         """Head outputs of one batch → per-task values per molecule, in real units / probabilities."""

@@ -38,10 +38,10 @@ class PositionalEncoder(nn.Module):
 
 
 class InputEncoder(nn.Module):
-    """Batch → (node embeddings (N, D), edge embeddings (E, D))."""
+    """Batch → (node embeddings (N, D), edge embeddings (E, D)); ``use_edges=False``: no bond encoder."""
 
     def __init__(self, atom_dim: int, bond_dim: int, hidden_dim: int, laplacian_k: int = 0,
-                 random_walk_k: int = 0, pe_dim: int = 16, pe_combine: str = "add"):  # fmt: skip
+                 random_walk_k: int = 0, pe_dim: int = 16, pe_combine: str = "add", use_edges: bool = True):  # fmt: skip
         super().__init__()
         self.pe = PositionalEncoder(laplacian_k, random_walk_k, pe_dim) if laplacian_k or random_walk_k else None
         pe_out = self.pe.out_dim if self.pe is not None else 0
@@ -49,20 +49,23 @@ class InputEncoder(nn.Module):
         atom_in = atom_dim + (pe_out if pe_combine == "concat" else 0)
         self.atom = MuLinear(atom_in, hidden_dim)
         self.pe_to_node = MuLinear(pe_out, hidden_dim) if self.pe is not None and pe_combine == "add" else None
-        self.bond = MuLinear(max(bond_dim, 1), hidden_dim)
-        self.pe_to_edge = MuLinear(2 * pe_out, hidden_dim) if self.pe is not None else None
+        self.bond = MuLinear(max(bond_dim, 1), hidden_dim) if use_edges else None
+        self.pe_to_edge = MuLinear(2 * pe_out, hidden_dim) if self.pe is not None and use_edges else None
 
-    def forward(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, batch: GraphBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(node embeddings (N, D), edge embeddings (E, D) or None when no part of the model reads bonds)."""
         x_in = batch.x
-        edge_in = (
-            batch.edge_attr if batch.edge_attr.shape[1] else batch.edge_attr.new_ones((batch.edge_attr.shape[0], 1))
-        )
         p_NP = self.pe(batch) if self.pe is not None else None
         if p_NP is not None and self.combine == "concat":
             x_in = torch.cat([x_in, p_NP], dim=-1)
         h_ND = self.atom(x_in)
         if self.pe_to_node is not None:
             h_ND = h_ND + self.pe_to_node(p_NP)
+        if self.bond is None:
+            return h_ND, None
+        edge_in = (
+            batch.edge_attr if batch.edge_attr.shape[1] else batch.edge_attr.new_ones((batch.edge_attr.shape[0], 1))
+        )
         e_ED = self.bond(edge_in)
         if self.pe_to_edge is not None:
             src, dst = batch.edge_index

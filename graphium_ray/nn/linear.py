@@ -38,12 +38,14 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         mean = (x * m).sum(0) / n
         var = (((x - mean) ** 2) * m).sum(0) / n
         if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            with torch.no_grad():  # a batch with no real row (lockstep padding) leaves the statistics alone
+                has_rows = (m.sum() > 0).to(x.dtype)
+                self.num_batches_tracked.add_(has_rows.long())
+                tracked = self.num_batches_tracked.clamp(min=1).to(x.dtype)
+                momentum = (self.momentum if self.momentum is not None else 1.0 / tracked) * has_rows
                 unbiased = var * n / (n - 1).clamp(min=1.0)
-                self.running_mean.mul_(1 - momentum).add_(momentum * mean)
-                self.running_var.mul_(1 - momentum).add_(momentum * unbiased)
+                self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+                self.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
         out = (x - mean) / torch.sqrt(var + self.eps)
         return out * self.weight + self.bias if self.affine else out
 

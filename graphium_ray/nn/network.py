@@ -24,10 +24,13 @@ from graphium_ray.tasks import TaskSpec
 
 
 class GNNBlock(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """``edges_out``: whether anything reads this block's edge output (a later block, or an edge
+    head); when not, its edge norm is not created (DDP: no parameter may go unused)."""
+
+    def __init__(self, cfg: ModelConfig, edges_out: bool = True):
         super().__init__()
         self.conv = make_layer(cfg.layer, cfg.hidden_dim, cfg.attention_heads, cfg.dropout)
-        self.updates_edges = getattr(self.conv, "updates_edges", False)
+        self.updates_edges = getattr(self.conv, "updates_edges", False) and edges_out
         self.norm_x = norm_layer(cfg.norm, cfg.hidden_dim)
         self.norm_e = norm_layer(cfg.norm, cfg.hidden_dim) if self.updates_edges else None
         self.dropout = nn.Dropout(cfg.dropout)
@@ -56,17 +59,32 @@ class VirtualNode(nn.Module):
         return x_ND + vn_GD[batch.batch], vn_GD
 
 
+EDGE_READING_LAYERS = {"gine", "gated_gcn", "mpnn", "gps"}
+
+
 class MultiTaskGNN(nn.Module):
+    """Only the parameters a configuration uses are created: no bond encoder when neither the
+    layers nor an edge head read bond features (GCN, GIN), no edge norm after the last block when
+    no edge head reads it. Under DDP every parameter then receives a gradient every step."""
+
     def __init__(self, cfg: ModelConfig, atom_dim: int, bond_dim: int, tasks: list[TaskSpec],
-                 laplacian_k: int = 0, random_walk_k: int = 0):  # fmt: skip
+                 laplacian_k: int = 0, random_walk_k: int = 0,
+                 binary_prevalence: dict[str, float] | None = None):  # fmt: skip
         super().__init__()
         d = cfg.hidden_dim
-        self.encoder = InputEncoder(atom_dim, bond_dim, d, laplacian_k, random_walk_k, cfg.pe_dim, cfg.pe_combine)
-        self.blocks = nn.ModuleList(GNNBlock(cfg) for _ in range(cfg.num_layers))
+        edge_heads = any(t.level == "edge" for t in tasks)
+        use_edges = edge_heads or cfg.layer in EDGE_READING_LAYERS
+        self.encoder = InputEncoder(atom_dim, bond_dim, d, laplacian_k, random_walk_k, cfg.pe_dim, cfg.pe_combine,
+                                    use_edges=use_edges)  # fmt: skip
+        self.blocks = nn.ModuleList(
+            GNNBlock(cfg, edges_out=edge_heads or i + 1 < cfg.num_layers) for i in range(cfg.num_layers)
+        )
         self.virtual = nn.ModuleList(VirtualNode(d) for _ in range(cfg.num_layers)) if cfg.virtual_node else None
         self.pooling = GraphPooling(cfg.pooling)
         in_dims = {"graph": d * len(cfg.pooling), "node": d, "edge": 3 * d}
-        self.heads = TaskHeads(tasks, in_dims, cfg.head_hidden_dim, cfg.head_layers, cfg.dropout)
+        self.heads = TaskHeads(tasks, in_dims, cfg.head_hidden_dim, cfg.head_layers, cfg.dropout, binary_prevalence,
+                               cfg.head_norm if cfg.parametrization == "sp" else "none",
+                               zero_output=cfg.parametrization == "sp")  # fmt: skip
 
     def embed(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         """Named intermediate outputs: ``layer_i`` (N, D) node embeddings, ``graph`` (G, P·D), ``edges`` (E, D)."""
@@ -80,16 +98,16 @@ class MultiTaskGNN(nn.Module):
             out[f"layer_{i}"] = x_ND
         x_pool = x_ND if batch.node_mask is None else x_ND * batch.node_mask.unsqueeze(-1).to(x_ND.dtype)
         out["graph"] = self.pooling(x_pool, batch.batch, batch.num_graphs)
-        out["nodes"], out["edges"] = x_ND, e_ED
+        out["nodes"] = x_ND
+        if e_ED is not None:
+            out["edges"] = e_ED
         return out
 
     def forward(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
         emb = self.embed(batch)
-        x_ND, e_ED = emb["nodes"], emb["edges"]
-        src, dst = batch.edge_index
-        inputs = {
-            "graph": emb["graph"],
-            "node": x_ND,
-            "edge": torch.cat([x_ND[src] + x_ND[dst], (x_ND[src] - x_ND[dst]).abs(), e_ED], dim=-1),
-        }
+        x_ND = emb["nodes"]
+        inputs = {"graph": emb["graph"], "node": x_ND}
+        if "edge" in self.heads.order:
+            src, dst = batch.edge_index
+            inputs["edge"] = torch.cat([x_ND[src] + x_ND[dst], (x_ND[src] - x_ND[dst]).abs(), emb["edges"]], dim=-1)
         return self.heads(inputs)

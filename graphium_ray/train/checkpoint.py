@@ -17,7 +17,7 @@ import yaml
 from graphium_ray.config import RunConfig, dump_config, validate
 from graphium_ray.nn.mup import apply_mup, base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
-from graphium_ray.tasks import TaskSpec
+from graphium_ray.tasks import TaskSpec, tasks_at
 
 DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "featurizer", "cache_key")
 
@@ -27,11 +27,11 @@ def build_model(cfg: RunConfig, data: dict) -> MultiTaskGNN:
     learning-rate multipliers in ``model.lr_mult`` (used by the optimizer builder)."""
     pe = data["featurizer"]["positional_encodings"]
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    prevalence = binary_prevalence(tasks, data.get("label_stats", {}))
 
     def make(model_cfg):
-        return MultiTaskGNN(
-            model_cfg, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"], pe["random_walk_k"]
-        )
+        return MultiTaskGNN(model_cfg, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"],
+                            pe["random_walk_k"], prevalence)  # fmt: skip
 
     model = make(cfg.model)
     model.lr_mult = {}
@@ -40,6 +40,17 @@ def build_model(cfg: RunConfig, data: dict) -> MultiTaskGNN:
         model.base_shapes = base_shapes(base)
         model.lr_mult = apply_mup(model, model.base_shapes, cfg.model.hidden_dim / cfg.model.base_hidden_dim)
     return model
+
+
+def binary_prevalence(tasks: list[TaskSpec], label_stats: dict) -> dict[str, float]:
+    """Task name → fraction of positive train labels, for binary tasks that have train labels."""
+    out: dict[str, float] = {}
+    for level in ("graph", "node", "edge"):
+        stats = label_stats.get(level)
+        for i, task in enumerate(tasks_at(tasks, level)):
+            if task.kind == "binary" and stats and stats["count"][i] > 0:
+                out[task.name] = float(stats["mean"][i])
+    return out
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,

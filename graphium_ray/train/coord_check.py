@@ -49,7 +49,7 @@ def activation_scales(parametrization: str, width: int, base_width: int, lr: flo
     cfg = RunConfig(data={"datasets": [{"name": "ref", "path": "-", "tasks": [{"columns": ["logp"]}]}]},
                     model=model_cfg, train=TrainConfig(lr=lr, grad_clip=None))  # fmt: skip
     model = build_model(cfg, _data_info(batch.x.shape[1]))
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg.train)
     records: dict[str, float] = {}
     hooks = [block.register_forward_hook(_recorder(records, f"block_{i}")) for i, block in enumerate(model.blocks)]
     hooks.append(model.encoder.register_forward_hook(_recorder(records, "encoder")))

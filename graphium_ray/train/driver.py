@@ -1,5 +1,9 @@
 """The training driver: builds a Ray Train V2 ``TorchTrainer`` over the prepared cache and writes
-the run directory (``metrics.json``, ``config.yaml``, ``splits/``, ``checkpoint/``).
+the run directory: ``metrics.json`` (validation metrics of the selected epoch, test metrics of
+the selected checkpoint, the history), ``epochs.csv``, ``learning_curve.png``,
+``test_predictions.parquet``, ``config.yaml``, ``splits/`` and ``checkpoint/`` (the selected
+weights). With ``train.replicates: N`` it trains N seeds into ``replicate_<i>/`` and writes the
+mean ± std per task at the top.
 
 CPU budget: workers share the cluster's CPUs with the Ray Data tasks that read the cache, so each
 worker asks for ``(CPUs - reserve) / num_workers`` (reserve: 1 CPU, or 10 % of a big cluster)
@@ -8,8 +12,9 @@ unless ``train.cpus_per_worker`` says otherwise. Computed from ``ray.cluster_res
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import logging
+import math
 import shutil
 import time
 from pathlib import Path
@@ -22,7 +27,42 @@ from graphium_ray.accelerators import worker_resources
 from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import DATA_TASK_CPUS, read_split
+from graphium_ray.train.curves import write_curves
 from graphium_ray.train.loop import train_loop_per_worker
+from graphium_ray.train.replicates import summarize_replicates
+from graphium_ray.train.run_loggers import check_installed
+from graphium_ray.train.selection import check_selectable
+
+log = logging.getLogger(__name__)
+MIN_STEPS_PER_EPOCH = 10
+
+
+def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
+    """Everything that can be known wrong before any worker starts: a one-line error or a warning."""
+    check_installed(cfg)
+    check_selectable(cfg.train.select.metric, prepared.tasks)
+    if cfg.train.precision == "16-mixed" and cfg.train.accelerator != "gpu":
+        raise ConfigError("train.precision=16-mixed needs train.accelerator=gpu; on CPUs use bf16-mixed")
+    train_rows = prepared.manifest["splits"].get("train", 0)
+    if train_rows == 0:
+        raise ConfigError(f"the train split of {prepared.root} is empty")
+    steps = math.ceil(train_rows / cfg.train.batch_size)
+    if steps < MIN_STEPS_PER_EPOCH:
+        log.warning("an epoch is only %d optimizer steps (%d train molecules / train.batch_size=%d, the global "
+                    "batch): the model sees few updates; consider a smaller train.batch_size or more epochs",
+                    steps, train_rows, cfg.train.batch_size)  # fmt: skip
+
+
+def train_split_bytes(prepared: PreparedData) -> int:
+    """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
+    import pyarrow.parquet as pq
+
+    total = sum(
+        pq.ParquetFile(f).metadata.row_group(i).total_byte_size
+        for f in prepared.featurized_dir.rglob("*.parquet") for i in range(pq.ParquetFile(f).metadata.num_row_groups)
+    )  # fmt: skip
+    rows = prepared.manifest["splits"]
+    return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 
 
 def build_trainer(
@@ -30,23 +70,22 @@ def build_trainer(
     loop_extra: dict | None = None,
 ) -> TorchTrainer:
     """``loop_extra``: more train_loop_config entries (fine-tuning: the pretrained weights)."""
-    if cfg.logging.wandb and importlib.util.find_spec("wandb") is None:
-        raise ConfigError("logging.wandb=true needs wandb: pip install 'graphium-ray[wandb]'")
+    check_run(cfg, prepared)
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
+    ray.data.DataContext.get_current().execution_options.preserve_order = True  # the same data order every run
     feats = prepared.featurized_dir
     # train streams from the cache every epoch; val/test are read once into the object store
     # (which spills to disk when they are large) so that evaluating them costs no new Ray Data job
     datasets = {
-        "train": read_split(feats, "train", shuffle_files=True),
+        "train": read_split(feats, "train"),
         "val": read_split(feats, "val").materialize(),
-        "test": read_split(feats, "test").materialize(),
+        "test": read_split(feats, "test", keep_key=True).materialize(),
     }
-    data_info = {**prepared.manifest}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
             "run": cfg.model_dump(mode="json"),
-            "data": data_info,
+            "data": {**prepared.manifest, "train_bytes": train_split_bytes(prepared)},
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
             **(loop_extra or {}),
@@ -55,7 +94,7 @@ def build_trainer(
             num_workers=cfg.train.num_workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if cfg.train.shard_train == "ray" else []),
         run_config=ray.train.RunConfig(
             name="train",
             storage_path=cfg.train.storage_path or str((output_dir / "ray").resolve()),
@@ -76,36 +115,63 @@ def write_splits(prepared: PreparedData, output_dir: Path) -> None:
     ds.write_parquet(str(out), ray_remote_args={"num_cpus": DATA_TASK_CPUS})
 
 
-def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path, loop_extra: dict | None = None) -> dict:
-    """Fit, then write the run directory; returns the metrics dict written to metrics.json."""
-    output_dir = Path(output_dir)
+def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extra: dict | None) -> dict:
+    """One Ray Train run into ``output_dir``; returns its metrics (also written to metrics.json)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(dump_config(cfg))
     started = time.time()
     result = build_trainer(cfg, prepared, output_dir, loop_extra=loop_extra).fit()
     if result.error is not None:
         raise result.error
-    write_splits(prepared, output_dir)  # after training: one Ray Data job less before the first step
     ckpt_dir = output_dir / "checkpoint"
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     with result.checkpoint.as_directory() as d:
         shutil.copytree(d, ckpt_dir)
+    shutil.move(str(ckpt_dir / "test_predictions.parquet"), output_dir / "test_predictions.parquet")
     state = json.loads((ckpt_dir / "state.json").read_text())
+    selected = next(r for r in state["history"] if r["epoch"] == state["selected_epoch"])
     metrics = {
-        "val": state["history"][-1]["val"],
+        "val": selected["val"],
         "test": state["test"],
+        "selection": {"metric": cfg.train.select.metric, "mode": cfg.train.select.mode,
+                      "epoch": state["selected_epoch"], "value": state["best"]["value"],
+                      "val_loss": selected.get("val_loss"), "stopped_early_at": state.get("stopped_early")},
         "history": state["history"],
         "summary": {
             "wall_seconds": round(time.time() - started, 2),
-            "train_wall_seconds": round(state.get("wall_seconds", 0.0), 2),
+            "train_wall_seconds": round(state.get("train_wall_seconds", 0.0), 2),
             "first_step_unix": state.get("first_step_unix"),
             "graphs_per_s": round(sum(h["graphs_per_s"] for h in state["history"]) / len(state["history"]), 1),
             "peak_rss_mb_per_worker": state.get("peak_rss_mb_per_worker"),
             "resumed_from_epoch": state.get("resumed_from_epoch"),
             "epochs": state["epoch"],
+            "seed": cfg.train.seed,
             "prepared_data": str(prepared.root),
             "skipped_molecules": prepared.manifest["skipped"]["total"],
         },
-    }
+    }  # fmt: skip
+    write_curves(state["history"], cfg.train.select.metric, state["selected_epoch"], output_dir)
     write_json_atomic(output_dir / "metrics.json", metrics)
+    return metrics
+
+
+def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path, loop_extra: dict | None = None) -> dict:
+    """Fit (``train.replicates`` times), then write the run directory; returns the metrics dict
+    written to ``metrics.json``."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.yaml").write_text(dump_config(cfg))
+    n = cfg.train.replicates
+    if n == 1:
+        metrics = _fit_one(cfg, prepared, output_dir, loop_extra)
+    else:
+        runs = []
+        for i in range(n):
+            seed = cfg.train.seed + i
+            replicate = cfg.model_copy(update={"train": cfg.train.model_copy(update={"seed": seed, "replicates": 1})})
+            print(f"replicate {i + 1}/{n} (seed {seed})", flush=True)
+            runs.append(_fit_one(replicate, prepared, output_dir / f"replicate_{i}", loop_extra))
+        metrics = summarize_replicates(runs)
+        write_json_atomic(output_dir / "metrics.json", metrics)
+    write_splits(prepared, output_dir)  # after training: one Ray Data job less before the first step
     return metrics

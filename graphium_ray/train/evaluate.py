@@ -18,21 +18,25 @@ LEVELS = ("graph", "node", "edge")
 
 
 @torch.no_grad()
+def collect_batch(model: nn.Module, batch: GraphBatch) -> dict[str, dict[str, np.ndarray]]:
+    """{level: {"pred": (rows, W) raw head outputs, "y": (rows, T) labels}} of one batch's real rows
+    (plus ``"key"``: the molecule keys of graph rows when the batch carries them)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for level, pred in model(batch).items():
+        keep = _real_rows(batch, level)
+        out[level] = {"pred": pred[keep].float().cpu().numpy(), "y": batch.y[level][keep].cpu().numpy()}
+        if level == "graph" and batch.mol_keys is not None:
+            out[level]["key"] = np.asarray(batch.mol_keys, dtype=object)
+    return out
+
+
+@torch.no_grad()
 def collect_predictions(
     model: nn.Module, batches: Iterable[GraphBatch], device: torch.device | str = "cpu"
 ) -> dict[str, dict[str, np.ndarray]]:
-    """{level: {"pred": (rows, W) raw head outputs, "y": (rows, T) labels}} over all batches."""
+    """:func:`collect_batch` over all batches, concatenated."""
     model.eval()
-    acc: dict[str, dict[str, list]] = {}
-    for batch in batches:
-        batch = batch.to(device)
-        out = model(batch)
-        for level, pred in out.items():
-            keep = _real_rows(batch, level)
-            entry = acc.setdefault(level, {"pred": [], "y": []})
-            entry["pred"].append(pred[keep].float().cpu().numpy())
-            entry["y"].append(batch.y[level][keep].cpu().numpy())
-    return {lvl: {k: np.concatenate(v) for k, v in d.items()} for lvl, d in acc.items()}
+    return merge_predictions([collect_batch(model, batch.to(device)) for batch in batches])
 
 
 def _real_rows(batch: GraphBatch, level: str) -> torch.Tensor | slice:
@@ -51,7 +55,8 @@ def merge_predictions(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
     for level in LEVELS:
         present = [p[level] for p in parts if level in p]
         if present:
-            merged[level] = {k: np.concatenate([p[k] for p in present]) for k in ("pred", "y")}
+            keys = [k for k in ("pred", "y", "key") if all(k in p for p in present)]
+            merged[level] = {k: np.concatenate([p[k] for p in present]) for k in keys}
     return merged
 
 

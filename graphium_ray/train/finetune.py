@@ -31,7 +31,7 @@ from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.checkpoint import load_checkpoint
 from graphium_ray.train.metrics import task_metrics
 
-HEAD_FIELDS = {"dropout", "head_hidden_dim", "head_layers"}
+HEAD_FIELDS = {"dropout", "head_hidden_dim", "head_layers", "head_norm"}
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 

@@ -1,145 +1,82 @@
-"""The per-worker training loop run by Ray Train (one copy per worker process).
+"""The per-worker training function run by Ray Train (one copy per worker process).
 
-Each epoch: train on this worker's shard of the train split (DDP averages gradients), then
-evaluate on the validation split (batches dealt round-robin to workers, predictions gathered so
-every worker computes the same metrics on the whole split), report metrics and a checkpoint.
-The last epoch also evaluates the test split. A restarted worker group resumes from the last
-reported checkpoint.
+It builds the model and its :class:`~graphium_ray.train.module.MultiTaskModule`, a Lightning
+``Trainer`` with Ray's DDP strategy and environment (``ray.train.lightning``), and fits it on the
+worker's Ray Data shards; :class:`~graphium_ray.train.epoch_report.EpochReport` reports every epoch
+with a checkpoint. After the last epoch (or an early stop) the best weights by ``train.select``
+score the test split once; the final report's checkpoint holds those weights (what ``predict``
+and ``finetune`` use), the test metrics and the test predictions. A restarted worker group resumes
+from the last reported checkpoint.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import math
+import random
 import resource
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
+import lightning.pytorch as pl
+import numpy as np
 import ray.train
+import ray.train.lightning
 import ray.train.torch
 import torch
-import torch.distributed as dist
 
-from graphium_ray.accelerators import ipu_training_step
+from graphium_ray.accelerators import lightning_trainer_kwargs
 from graphium_ray.batch import GraphBatch
 from graphium_ray.config import RunConfig
-from graphium_ray.data.collate import GraphCollate, deal_rows
+from graphium_ray.data.collate import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
-from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.tasks import TaskSpec
+from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
 from graphium_ray.train.checkpoint import build_model, save_checkpoint
-from graphium_ray.train.evaluate import collect_predictions, compute_metrics, flatten_metrics, merge_predictions
-from graphium_ray.train.losses import multitask_loss
-from graphium_ray.train.normalize import LabelNormalizer
-from graphium_ray.train.optim import build_optimizer
+from graphium_ray.train.epoch_report import EpochReport
+from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
+from graphium_ray.train.module import MultiTaskModule, gather_objects
+from graphium_ray.train.predictions import predictions_table
+from graphium_ray.train.run_loggers import RunLoggers
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain MultiTaskGNN inside DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = model.module if hasattr(model, "module") else model._orig_mod
-    return model
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
-def _unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
-    """Without DDP's wrapper but keeping a compiled / PopTorch model (evaluation runs per worker)."""
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+def quiet_ray_reports() -> None:
+    """Ray Train logs every ``report`` call with all metrics at INFO; one line per epoch is ours."""
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+    for name in ("lightning.pytorch", "ray.data", "ray.train"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _lockstep(batches: Iterator[GraphBatch], idle: GraphBatch) -> Iterator[GraphBatch]:
-    """Static-shape batches in data-parallel lockstep: packing by node budget gives workers slightly
-    different batch counts, so a worker that runs out feeds padding-only batches (zero loss, zero
-    gradient) until every worker is done; DDP's collectives never hang and no row is dropped."""
-    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-    for batch in batches:
-        if distributed:
-            dist.all_reduce(torch.ones(1), op=dist.ReduceOp.MAX)
-        yield batch
-    if distributed:
-        while True:
-            more = torch.zeros(1)
-            dist.all_reduce(more, op=dist.ReduceOp.MAX)
-            if not more.item():
-                return
-            yield idle
+def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
+    """(run state, optimizer state or None, {"weights": best weights}) from Ray's last checkpoint."""
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return {"epoch": 0, "global_step": 0, "history": []}, None, {}
+    with ckpt.as_directory() as d:
+        d = Path(d)
+        net.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
+        optimizer = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True) if (d / "optimizer.pt").exists() else None
+        best = {"weights": torch.load(d / "best_model.pt", map_location="cpu", weights_only=True)} if (d / "best_model.pt").exists() else {}
+        state = json.loads((d / "state.json").read_text())
+    state["resumed_from_epoch"] = state["epoch"]
+    return state, optimizer, best
 
 
-def _gather(obj):
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        parts = [None] * dist.get_world_size()
-        dist.all_gather_object(parts, obj)
-        return parts
-    return [obj]
-
-
-def _evaluate(model, split: str, data: dict, batch_size: int, device, tasks, normalizer, batcher=None) -> dict:
-    ctx = ray.train.get_context()
-    worker = (ctx.get_world_rank(), ctx.get_world_size())
-    shard = ray.train.get_dataset_shard(split)
-    if batcher is None:
-        collate = GraphCollate(data["label_widths"], data["bond_dim"], worker=worker)
-        batches = (b for b in shard.iter_torch_batches(batch_size=batch_size, collate_fn=collate) if b is not None)
-    else:  # the compiled / IPU model sees only static shapes; padding rows are masked out of the metrics
-        rows = (deal_rows(b, worker) for b in shard.iter_batches(batch_size=batch_size, batch_format="pyarrow"))
-        batches = batcher(r for r in rows if r is not None)
-    preds = merge_predictions(_gather(collect_predictions(model, batches, device)))
-    return compute_metrics(tasks, normalizer, preds)
-
-
-def _train_batches(cfg: RunConfig, collate, batcher, idle, epoch):
-    shard = ray.train.get_dataset_shard("train")
-    shuffle = {"local_shuffle_buffer_size": 4 * cfg.train.batch_size, "local_shuffle_seed": cfg.train.seed * 1000 + epoch}
-    if batcher is None:
-        return shard.iter_torch_batches(batch_size=cfg.train.batch_size, collate_fn=collate, **shuffle)
-    rows = shard.iter_batches(batch_size=cfg.train.batch_size, batch_format="pyarrow", **shuffle)
-    return _lockstep(batcher(rows), idle)
-
-
-def _set_backbone_frozen(model, optimizer, frozen: bool) -> None:
-    """Fine-tuning warm-up: the backbone's learning rate is 0 and its norms/dropout are in eval mode,
-    so only the new heads learn (lr = 0 rather than requires_grad=False keeps DDP's buckets intact)."""
-    for group in optimizer.param_groups:
-        if group.get("backbone"):
-            group["lr"] = 0.0 if frozen else group["base_lr"]
-    if frozen:
-        for name, module in _unwrap(model).named_children():
-            if name != "heads":
-                module.eval()
-
-
-def _train_epoch(model, optimizer, collate, cfg: RunConfig, level_tasks, normalizer, device, epoch,
-                 batcher=None, idle=None, frozen=False, ipu_step=None) -> dict:  # fmt: skip
-    model.train()
-    _set_backbone_frozen(model, optimizer, frozen)
-    total_loss, n_batches, n_graphs, started, first_step = 0.0, 0, 0, time.time(), None
-    for batch in _train_batches(cfg, collate, batcher, idle, epoch):
-        real_graphs = batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())  # on the host
-        batch = batch.to(device)
-        targets = {lvl: normalizer.normalize(lvl, y) for lvl, y in batch.y.items()}
-        if ipu_step is not None:
-            loss = ipu_step(batch, targets)
-        else:
-            loss, _ = multitask_loss(level_tasks, model(batch), targets, per_task=False)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.train.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            optimizer.step()
-        total_loss += float(loss.detach())
-        n_batches += 1
-        first_step = first_step or time.time()
-        n_graphs += real_graphs
-    if ipu_step is not None:
-        ipu_step.copy_weights_to_host()
-    seconds = time.time() - started
-    return {"train_loss": total_loss / max(n_batches, 1), "graphs": n_graphs, "seconds": seconds, "first_step": first_step}
-
-
-def _init_from_pretrained(model, finetune: dict) -> None:
+def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
     """Fine-tuning: backbone weights (and, with heads=keep_matching, every head of the same name and
     shape) from the pretrained state dict the driver put in the object store."""
     pretrained = ray.get(finetune["state_dict"])
-    own = model.state_dict()
+    own = net.state_dict()
     keep_heads = finetune["heads"] == "keep_matching"
     load = {
         k: v for k, v in pretrained.items()
@@ -148,91 +85,104 @@ def _init_from_pretrained(model, finetune: dict) -> None:
     missing_backbone = [k for k in own if not k.startswith("heads.") and k not in load]
     if missing_backbone:
         raise ValueError(f"the pretrained checkpoint lacks backbone weights {missing_backbone[:5]}")
-    model.load_state_dict(load, strict=False)
+    net.load_state_dict(load, strict=False)
 
 
-def _restore(model, optimizer) -> dict:
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is None:
-        return {"epoch": 0, "history": []}
-    with ckpt.as_directory() as d:
-        model.load_state_dict(torch.load(Path(d) / "model.pt", map_location="cpu", weights_only=True))
-        optimizer.load_state_dict(torch.load(Path(d) / "optimizer.pt", map_location="cpu", weights_only=True))
-        state = json.loads((Path(d) / "state.json").read_text())
-    state["resumed_from_epoch"] = state["epoch"]
-    return state
+def _idle_batch(data: dict) -> GraphBatch:
+    """A padding-only batch (one padding graph; zero loss and gradient) for workers in lockstep."""
+    batcher = StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data["label_widths"], data["bond_dim"])
+    return batcher.empty(data["atom_dim"], pe_widths(data["featurizer"]))
 
 
-def _wandb_run(cfg: RunConfig, run_dir: str | None):
-    """wandb, offline unless WANDB_API_KEY is set in the environment (never read from configs)."""
-    import os
+def _train_batches(cfg: RunConfig, data: dict, module: MultiTaskModule, worker, device) -> TrainBatches:
+    mode = cfg.train.shard_train
+    batcher = None
+    if cfg.train.static_shapes is not None:
+        shape = cfg.train.static_shapes
+        rows = per_worker_batch(cfg.train.batch_size, worker[1])
+        batcher = StaticBatcher(StaticShape.for_batch_size(rows, shape.max_nodes_per_graph, shape.max_edges_per_graph),
+                                data["label_widths"], data["bond_dim"])  # fmt: skip
+    idle = batcher.empty(data["atom_dim"], pe_widths(data["featurizer"])) if batcher else _idle_batch(data)
+    collate = GraphCollate(data["label_widths"], data["bond_dim"], worker=worker if mode == "hash" else None)
+    in_memory = data["train_bytes"] <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
+    return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
+                        lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory)  # fmt: skip
 
-    import wandb
 
-    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
-    return wandb.init(project=cfg.logging.project, name=cfg.name, mode=mode, dir=run_dir,
-                      config=cfg.model_dump(mode="json"))  # fmt: skip
+def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best: dict, config: dict, worker) -> None:
+    rank = worker[0]
+    loggers = RunLoggers(cfg, config["run_dir"]) if rank == 0 and config.get("run_dir") else None
+    trainer = pl.Trainer(
+        **lightning_trainer_kwargs(cfg.train), max_epochs=cfg.train.epochs - state["epoch"],
+        callbacks=[EpochReport(cfg, data, state, best, loggers)], gradient_clip_val=cfg.train.grad_clip,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=False,
+    )  # fmt: skip
+    if cfg.train.accelerator != "ipu":
+        trainer = ray.train.lightning.prepare_trainer(trainer)
+    device = ray.train.torch.get_device()
+    train = _train_batches(cfg, data, module, worker, device)
+    if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
+        train = TensorDictBatches(train)
+    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data["label_widths"],
+                      data["bond_dim"], worker)  # fmt: skip
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+    if loggers is not None:
+        loggers.close()
+
+
+def _score_test(cfg: RunConfig, data: dict, net: torch.nn.Module, tasks: list[TaskSpec], worker) -> tuple[dict, dict]:
+    """(test metrics, gathered graph-level predictions with keys) of ``net`` on the whole test split."""
+    from graphium_ray.train.normalize import LabelNormalizer
+
+    device = ray.train.torch.get_device()
+    net = net.to(device).eval()
+    batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data["label_widths"],
+                          data["bond_dim"], worker)  # fmt: skip
+    parts = [collect_batch(net, b.to(device)) for b in batches]
+    preds = merge_predictions(gather_objects(merge_predictions(parts)))
+    return compute_metrics(tasks, LabelNormalizer(tasks, data["label_stats"]), preds), preds
 
 
 def train_loop_per_worker(config: dict) -> None:
+    quiet_ray_reports()
     cfg = RunConfig.model_validate(config["run"])
     data: dict = config["data"]
-    rank = ray.train.get_context().get_world_rank()
-    torch.manual_seed(cfg.train.seed)
+    ctx = ray.train.get_context()
+    worker = (ctx.get_world_rank(), ctx.get_world_size())
+    seed_everything(cfg.train.seed)
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
-    level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in ("graph", "node", "edge")}
-    normalizer = LabelNormalizer(tasks, data["label_stats"])
-    model = build_model(cfg, data)
-    optimizer = build_optimizer(model, cfg)
-    state = _restore(model, optimizer)
+    net = build_model(cfg, data)
+    state, optimizer_state, best = _restore(net)
     finetune = config.get("finetune")
     if finetune and state["epoch"] == 0:
-        _init_from_pretrained(model, finetune)
-    frozen_epochs = finetune["freeze_backbone_epochs"] if finetune else 0
-    batcher = idle = None
-    if cfg.train.static_shapes is not None:
-        shape = cfg.train.static_shapes
-        batcher = StaticBatcher(StaticShape.for_batch_size(cfg.train.batch_size, shape.max_nodes_per_graph,
-                                                           shape.max_edges_per_graph), data["label_widths"], data["bond_dim"])  # fmt: skip
-        idle = batcher.empty(data["atom_dim"], pe_widths(data["featurizer"]))
-    # IPU: forward + backward + update run inside PopTorch (fails with what to install when it is missing)
-    ipu_step = ipu_training_step(model, optimizer, level_tasks, idle) if cfg.train.accelerator == "ipu" else None
-    if cfg.train.compile:
-        model = torch.compile(model, dynamic=False)
-    model = ray.train.torch.prepare_model(model)
-    device = ray.train.torch.get_device()
-    collate = GraphCollate(data["label_widths"], data["bond_dim"])
-    run_started = time.time()
-    logger = _wandb_run(cfg, config.get("run_dir")) if rank == 0 and cfg.logging.wandb else None
-    for epoch in range(state["epoch"], cfg.train.epochs):
-        stats = _train_epoch(model, optimizer, collate, cfg, level_tasks, normalizer, device, epoch, batcher, idle,
-                             frozen=epoch < frozen_epochs, ipu_step=ipu_step)  # fmt: skip
-        state.setdefault("first_step_unix", stats["first_step"])  # startup benchmark: launch → first step
-        graphs = sum(_gather(stats["graphs"]))
-        eval_model = _unwrap_ddp(model)  # compiled only with static shapes, so static batches reach it
-        val = _evaluate(eval_model, "val", data, cfg.train.batch_size, device, tasks, normalizer, batcher)
-        last = epoch + 1 == cfg.train.epochs
-        test = _evaluate(eval_model, "test", data, cfg.train.batch_size, device, tasks, normalizer, batcher) if last else None
-        record = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "graphs_per_s": graphs / max(stats["seconds"], 1e-9),
-                  "epoch_seconds": stats["seconds"], "val": val}  # fmt: skip
-        state["history"].append(record)
-        state["epoch"] = epoch + 1
-        if last:
-            state["test"] = test
-            state["wall_seconds"] = time.time() - run_started
-            state["peak_rss_mb_per_worker"] = _gather(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        metrics = {"epoch": epoch + 1, "train_loss": stats["train_loss"], "graphs_per_s": record["graphs_per_s"],
-                   **flatten_metrics("val", val), **(flatten_metrics("test", test) if test else {})}  # fmt: skip
-        if rank == 0:
-            remaining = (cfg.train.epochs - epoch - 1) * stats["seconds"]
-            print(f"[epoch {epoch + 1}/{cfg.train.epochs}] train_loss={stats['train_loss']:.4f} "
-                  f"{record['graphs_per_s']:.0f} graphs/s  ETA {remaining:.0f}s", flush=True)  # fmt: skip
-        if logger is not None:
-            logger.log(metrics, step=epoch + 1)
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if rank == 0:
-                save_checkpoint(Path(tmp), _unwrap(model), optimizer, state, cfg, data)
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+        _init_from_pretrained(net, finetune)
+    seed_everything(cfg.train.seed * 1000 + worker[0] + 7919 * state["epoch"])  # dropout, PE sign flips
+    steps = math.ceil(data["splits"]["train"] / cfg.train.batch_size)
+    module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps, epoch_offset=state["epoch"],
+                             step_offset=state["global_step"], compile_net=cfg.train.compile,
+                             frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0)  # fmt: skip
+    module.optimizer_state = optimizer_state
+    started = time.time()
+    if not state.get("final") and state["epoch"] < cfg.train.epochs and not state.get("stopped_early"):
+        _fit(cfg, data, module, state, best, config, worker)
+    if state.get("final"):
+        return
+    if best.get("weights") is not None:
+        net.load_state_dict(best["weights"])
+    test, preds = _score_test(cfg, data, net, tasks, worker)
+    selected = next(r for r in state["history"] if r["epoch"] == state["best"]["epoch"])
+    state.update({"final": True, "test": test, "selected_epoch": selected["epoch"],
+                  "train_wall_seconds": time.time() - started,
+                  "peak_rss_mb_per_worker": gather_objects(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})  # fmt: skip
+    metrics = {"epoch": state["epoch"], **flatten_metrics("val", selected["val"]), **flatten_metrics("test", test)}
+    if selected.get("val_loss") is not None:
+        metrics["val/loss"] = selected["val_loss"]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if worker[0] == 0:
+            save_checkpoint(Path(tmp), net.cpu(), None, state, cfg, data)
+            predictions_table(tasks, data, preds).to_parquet(Path(tmp) / "test_predictions.parquet", index=False)
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)

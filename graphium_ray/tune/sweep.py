@@ -114,10 +114,13 @@ def write_results(results, sweep: SweepConfig, base_raw: dict, out: Path, source
     table.to_parquet(out / "trials.parquet", index=False)
     best = results.get_best_result(metric=sweep.metric, mode=sweep.mode)
     params = {k: best.config[k] for k in sweep.search_space}
-    summary = {"sweep": source, "metric": sweep.metric, "mode": sweep.mode, "value": best.metrics[sweep.metric],
-               "params": params, "trials": len(frame)}  # fmt: skip
-    (out / "best_params.json").write_text(json.dumps(summary, indent=2, default=float))
     best_raw = apply_overrides(base_raw, params_as_overrides(params))
+    tuned = validate(best_raw, "best sweep config").model
+    fixed = {"overrides": list(sweep.overrides), "parametrization": tuned.parametrization,
+             "width": tuned.hidden_dim, "base_hidden_dim": tuned.base_hidden_dim}  # fmt: skip
+    summary = {"sweep": source, "metric": sweep.metric, "mode": sweep.mode, "value": best.metrics[sweep.metric],
+               "params": params, "fixed": fixed, "trials": len(frame)}  # fmt: skip
+    (out / "best_params.json").write_text(json.dumps(summary, indent=2, default=float))
     header = f"# best of sweep {source} on {sweep.metric} ({sweep.mode}) = {best.metrics[sweep.metric]:.6g}\n"
     (out / "best_config.yaml").write_text(header + yaml.safe_dump(best_raw, sort_keys=False))
     return summary

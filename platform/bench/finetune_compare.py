@@ -23,7 +23,7 @@ import numpy as np
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
-from graphium_ray.cli import _init_ray  # noqa: E402
+from graphium_ray.cli import init_ray  # noqa: E402
 from graphium_ray.config import load_config, validate  # noqa: E402
 from graphium_ray.data.builtin import build_quickstart  # noqa: E402
 from graphium_ray.data.prepare import prepare  # noqa: E402
@@ -58,7 +58,7 @@ def main() -> None:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work)
-    _init_ray(args.num_cpus)
+    init_ray(args.num_cpus)
     cache = str(work / "cache")
     pretrain = {"val": None, "summary": {"wall_seconds": None}}
     if args.pretrained:

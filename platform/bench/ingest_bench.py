@@ -9,6 +9,9 @@ one torch thread each, side by side in one run:
 * ``in_memory``: the same molecules as a Python list of PyG ``Data`` objects fed by PyG's
   ``DataLoader(shuffle=True)`` in this process, batches handed to the model as ``GraphBatch``.
 
+* ``lightning``: what Lightning costs per step: a plain PyTorch loop vs the Lightning ``Trainer``
+  over the same pre-collated batches and the same ``MultiTaskModule`` (median of 3 alternating runs).
+
 Data: QM9 molecules from qm9pack with homo/lumo/gap labels.
 
     python platform/bench/ingest_bench.py --molecules 20000 --epochs 4
@@ -64,7 +67,7 @@ def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
                   edge_attr=g.edge_attr[edges[i] : edges[i + 1]], y=g.y["graph"][i : i + 1]) for i in range(table.num_rows)]  # fmt: skip
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg, data)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg.train)
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
     level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in ("graph", "node", "edge")}
     normalizer = LabelNormalizer(tasks, data["label_stats"])
@@ -84,6 +87,61 @@ def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
             graphs += batch.num_graphs
         rates.append(graphs / (time.perf_counter() - start))
     return rates
+
+
+def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
+    """What Lightning costs: the same pre-collated batches, model, loss, AdamW, clipping and schedule
+    trained by a plain PyTorch loop (what the hand-written Ray Train loop did per step) and by the
+    Lightning ``Trainer`` fitting :class:`MultiTaskModule`, alternating, ``repeats`` times each."""
+    import lightning.pytorch as pl
+
+    from graphium_ray.train.module import MultiTaskModule
+
+    data = prepared.manifest
+    table = pq.read_table(prepared.featurized_dir, filters=[("split", "=", "train")])
+    table = table.filter(table.column("skip_reason").is_null())
+    bs = cfg.train.batch_size
+    batches = [collate_arrays(table.slice(i, bs), data["label_widths"], data["bond_dim"])
+               for i in range(0, table.num_rows, bs)]  # fmt: skip
+    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    graphs = sum(b.num_graphs for b in batches) * epochs
+
+    class Batches:
+        def __iter__(self):
+            return iter(batches)
+
+    def plain() -> float:
+        torch.manual_seed(0)
+        module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+        optimizer = module.configure_optimizers()
+        opt, sched = optimizer["optimizer"], optimizer["lr_scheduler"]["scheduler"]
+        start = time.perf_counter()
+        for _ in range(epochs):
+            for batch in batches:
+                loss = module.training_step(batch, 0)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.train.grad_clip)
+                opt.step()
+                sched.step()
+        return graphs / (time.perf_counter() - start)
+
+    def lightning() -> float:
+        torch.manual_seed(0)
+        module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, gradient_clip_val=cfg.train.grad_clip,
+                             logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
+        start = time.perf_counter()
+        trainer.fit(module, train_dataloaders=Batches())
+        return graphs / (time.perf_counter() - start)
+
+    rates = {"plain_loop": [], "lightning": []}
+    for _ in range(repeats):
+        rates["plain_loop"].append(round(plain()))
+        rates["lightning"].append(round(lightning()))
+    ratio = float(np.median(rates["lightning"]) / np.median(rates["plain_loop"]))
+    return {**rates, "ratio_lightning_vs_plain_median": round(ratio, 3)}
 
 
 def data_only_rate(cfg, prepared, epochs: int) -> list[dict]:
@@ -111,6 +169,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--num-cpus", type=int, default=2)
+    p.add_argument("--only-lightning", action="store_true", help="only the Lightning vs plain loop comparison")
     args = p.parse_args()
     import ray
 
@@ -126,6 +185,10 @@ def main() -> None:
         ray.init(num_cpus=args.num_cpus, dashboard_host="127.0.0.1", log_to_driver=False)
     prepared = prepare(cfg.data)
     torch.set_num_threads(1)
+    overhead = lightning_overhead(cfg, prepared, args.epochs)
+    if args.only_lightning:
+        print(json.dumps({"molecules": args.molecules, "batch_size": args.batch_size, "lightning": overhead}, indent=2))
+        return
     memory = in_memory_rate(cfg, prepared, args.epochs)
     streamed = [h["graphs_per_s"] for h in run_training(cfg, prepared, work / "run")["history"]]
     data_only = data_only_rate(cfg, prepared, epochs=2)
@@ -140,6 +203,7 @@ def main() -> None:
         "in_memory_pyg_graphs_per_s": [round(r) for r in memory],
         "data_path_only_per_epoch": data_only,
         "ratio_streaming_vs_in_memory": round(float(np.mean(streamed[steady]) / np.mean(memory[steady])), 3),
+        "lightning": overhead,
     }
     print(json.dumps(result, indent=2))
 

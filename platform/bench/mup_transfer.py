@@ -54,7 +54,7 @@ def run(param: str, width: int, base: int, lr: float, steps: int, train, val, se
     data = {"tasks": [t.to_dict() for t in TASKS], "atom_dim": val.x.shape[1], "bond_dim": 13,
             "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
     model = build_model(cfg, data)
-    opt = build_optimizer(model, cfg)
+    opt = build_optimizer(model, cfg.train)
     for step in range(steps):
         batch = train[step % len(train)]
         loss, _ = multitask_loss({"graph": TASKS}, model(batch), batch.y)

@@ -1,0 +1,121 @@
+"""What a Ray Train worker feeds Lightning: re-iterable batch streams over its dataset shards.
+
+Training (``train.shard_train``):
+
+* ``hash`` (default): every worker streams the whole train split in the same seeded order
+  (Ray Data with ``preserve_order``, a local shuffle buffer seeded by (seed, epoch)), cuts it into
+  global batches of ``train.batch_size`` rows and keeps the rows whose key hash falls to it. All
+  workers thus step once per global batch, and the data order does not depend on timing or on
+  the number of workers: runs are reproducible. A worker left with no row of a global batch feeds
+  a padding-only batch (zero loss and gradient), so DDP stays in step.
+* ``ray``: Ray Data's ``streaming_split`` (each row read by one worker; the way to go on large
+  clusters), ``ceil(batch_size / workers)`` rows per worker and step.
+
+A train split that fits ``train.in_memory_mb`` is read once into each worker's memory (Arrow) and
+every epoch is a seeded permutation of it (no Ray Data execution per epoch); a larger one streams
+from the cache every epoch through a seeded local shuffle buffer.
+
+Static-shape batches are packed per worker; packing gives workers different batch counts, so they
+run in lockstep (:func:`lockstep`). Evaluation batches are dealt by key hash, never dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+import torch.distributed as dist
+
+from graphium_ray.batch import GraphBatch
+from graphium_ray.data.collate import GraphCollate, deal_rows
+
+
+def per_worker_batch(global_batch: int, workers: int) -> int:
+    return max(1, math.ceil(global_batch / workers))
+
+
+def lockstep(batches: Iterator[GraphBatch], idle: GraphBatch, device: torch.device) -> Iterator[GraphBatch]:
+    """Data-parallel workers with different batch counts: a worker that runs out feeds padding-only
+    batches (zero loss, zero gradient) until every worker is done; DDP never hangs, nothing is dropped."""
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    for batch in batches:
+        if distributed:
+            dist.all_reduce(torch.ones(1, device=device), op=dist.ReduceOp.MAX)
+        yield batch
+    if distributed:
+        while True:
+            more = torch.zeros(1, device=device)
+            dist.all_reduce(more, op=dist.ReduceOp.MAX)
+            if not more.item():
+                return
+            yield idle
+
+
+class TrainBatches:
+    """Re-iterable: each ``iter()`` is one epoch over this worker's train rows.
+
+    ``shard``: the worker's ``get_dataset_shard("train")``; ``epoch_fn()``: the 0-based global epoch
+    (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
+    ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it."""
+
+    def __init__(self, shard, global_batch: int, seed: int, epoch_fn: Callable[[], int], worker: tuple[int, int],
+                 mode: str, collate: GraphCollate, idle: GraphBatch, device: torch.device, batcher=None,
+                 in_memory: bool = False):  # fmt: skip
+        self.shard, self.seed, self.epoch_fn, self.worker, self.mode = shard, seed, epoch_fn, worker, mode
+        self.batch_rows = global_batch if mode == "hash" else per_worker_batch(global_batch, worker[1])
+        self.collate, self.idle, self.device, self.batcher = collate, idle, device, batcher
+        self.in_memory = in_memory
+        self._table: pa.Table | None = None
+
+    def _tables(self) -> Iterator[pa.Table]:
+        """This epoch's row batches (``batch_rows`` each), before dealing and collating."""
+        if not self.in_memory:
+            yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
+            return
+        if self._table is None:
+            self._table = pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow")))
+        order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
+        for start in range(0, len(order), self.batch_rows):
+            yield self._table.take(pa.array(order[start:start + self.batch_rows]))
+
+    def _shuffle(self) -> dict:
+        return {"local_shuffle_buffer_size": 4 * self.batch_rows,
+                "local_shuffle_seed": self.seed * 100_003 + self.epoch_fn()}  # fmt: skip
+
+    def __iter__(self) -> Iterator[GraphBatch]:
+        if self.batcher is not None:
+            mine = (deal_rows(t, self.worker) if self.mode == "hash" else t for t in self._tables())
+            return lockstep(self.batcher(t for t in mine if t is not None), self.idle, self.device)
+        if self.in_memory:
+            batches = (self.collate(t) for t in self._tables())
+        else:
+            batches = self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate,
+                                                    **self._shuffle())  # fmt: skip
+        if self.mode == "hash":  # every worker sees every global batch: an empty deal becomes padding
+            return (self.idle if b is None else b for b in batches)
+        return lockstep(iter(batches), self.idle, self.device)
+
+
+class EvalBatches:
+    """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped)."""
+
+    def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int]):
+        self.shard, self.batch_rows = shard, batch_rows
+        self.collate = GraphCollate(widths, bond_dim, worker=worker)
+
+    def __iter__(self) -> Iterator[GraphBatch]:
+        batches = self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
+        return (b for b in batches if b is not None)
+
+
+class TensorDictBatches:
+    """Static-shape batches as flat dicts of tensors (:meth:`GraphBatch.as_tensors`), for PopTorch."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return (b.as_tensors() for b in self.batches)

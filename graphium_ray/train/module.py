@@ -1,0 +1,149 @@
+"""The multi-task, multi-level model as a ``LightningModule``: masked losses on normalized labels,
+validation metrics in real units over the whole split, AdamW with µP parameter groups and a
+warm-up + decay schedule stepped every optimizer step.
+
+Validation batches are dealt to data-parallel workers by a hash of the molecule key; each worker
+keeps its predictions and ``on_validation_epoch_end`` gathers them, so every worker computes the
+same metrics (and the same validation loss) on the whole split. No Ray in here: the Ray Train
+worker loop (:mod:`graphium_ray.train.loop`) builds the Lightning ``Trainer`` around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from graphium_ray.batch import GraphBatch
+from graphium_ray.config import TrainConfig
+from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
+from graphium_ray.train.losses import multitask_loss
+from graphium_ray.train.normalize import LabelNormalizer
+from graphium_ray.train.optim import build_optimizer
+from graphium_ray.train.schedule import lr_multiplier
+
+LEVELS = ("graph", "node", "edge")
+
+
+def gather_objects(obj) -> list:
+    """``obj`` from every data-parallel worker (a one-element list when not distributed)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, obj)
+        return parts
+    return [obj]
+
+
+def validation_loss(level_tasks: dict[str, list[TaskSpec]], normalizer: LabelNormalizer, preds: dict) -> float:
+    """The training objective (masked, weighted task mean) over a whole gathered split."""
+    outputs = {lvl: torch.from_numpy(p["pred"]).float() for lvl, p in preds.items()}
+    targets = {lvl: normalizer.normalize(lvl, torch.from_numpy(p["y"]).float()) for lvl, p in preds.items()}
+    present = {lvl: tasks for lvl, tasks in level_tasks.items() if lvl in preds}
+    loss, _ = multitask_loss(present, outputs, targets, per_task=False)
+    return float(loss)
+
+
+class MultiTaskModule(pl.LightningModule):
+    """``net``: the plain :class:`~graphium_ray.nn.network.MultiTaskGNN` (saved and loaded as is);
+    ``steps_per_epoch``: optimizer
+    steps of one epoch (for the schedule); ``epoch_offset`` / ``step_offset``: what a resumed run
+    has already done; ``frozen_epochs``: fine-tuning epochs with the backbone's learning rate at 0."""
+
+    def __init__(self, net: torch.nn.Module, tasks: list[TaskSpec], label_stats: dict, train: TrainConfig,
+                 steps_per_epoch: int, epoch_offset: int = 0, step_offset: int = 0,
+                 frozen_epochs: int = 0, compile_net: bool = False):  # fmt: skip
+        super().__init__()
+        self.net = net
+        self.tasks = tasks
+        self.level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in LEVELS}
+        self.normalizer = LabelNormalizer(tasks, label_stats)
+        self.train_cfg = train
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.epoch_offset, self.step_offset, self.frozen_epochs = epoch_offset, step_offset, frozen_epochs
+        self.optimizer_state: dict | None = None  # a resumed run's optimizer state, loaded on creation
+        # compiled forward (static shapes only); kept out of the module tree so state_dict has plain names
+        self._forward_fn: Callable = torch.compile(net, dynamic=False) if compile_net else net
+        self._val_parts: list[dict] = []
+        self.val_result: dict | None = None
+        self._loss_sum = torch.zeros(())
+        self._graphs = 0
+
+    @property
+    def global_epoch(self) -> int:
+        """0-based epoch over the whole run, including epochs done before a resume."""
+        return self.epoch_offset + self.current_epoch
+
+    def forward(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
+        return self._forward_fn(batch)
+
+    # ------------------------------------------------------------------------------ training
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._graphs = 0
+        if self.global_epoch < self.frozen_epochs:  # fine-tuning warm-up: backbone norms/dropout frozen too
+            for name, child in self.net.named_children():
+                if name != "heads":
+                    child.eval()
+
+    def training_step(self, batch: GraphBatch | dict, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, dict):  # IPU: PopTorch hands batches over as flat dicts of tensors
+            batch = GraphBatch.from_tensors(batch)
+        targets = {lvl: self.normalizer.normalize(lvl, y) for lvl, y in batch.y.items()}
+        outputs = {lvl: out.float() for lvl, out in self(batch).items()}  # losses in float32 under mixed precision
+        loss, _ = multitask_loss(self.level_tasks, outputs, targets, per_task=False)
+        real = batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())
+        self._loss_sum = self._loss_sum + loss.detach().float() * real
+        self._graphs += real
+        return loss
+
+    def train_loss_sum(self) -> tuple[float, int]:
+        """(Σ batch loss · real graphs, real graphs) of this worker's current epoch."""
+        return float(self._loss_sum), self._graphs
+
+    # ---------------------------------------------------------------------------- validation
+    def on_validation_epoch_start(self) -> None:
+        self._val_parts = []
+
+    def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
+        self._val_parts.append(collect_batch(self.net, batch))
+
+    def on_validation_epoch_end(self) -> None:
+        preds = merge_predictions(self._val_parts)
+        gathered = merge_predictions(gather_objects(preds))
+        self.val_result = {
+            "loss": validation_loss(self.level_tasks, self.normalizer, gathered) if gathered else None,
+            "metrics": compute_metrics(self.tasks, self.normalizer, gathered),
+        }
+        self._val_parts = []
+
+    # ----------------------------------------------------------------------------- optimizer
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        optimizer = build_optimizer(self.net, cfg)
+        base_lrs = [g["lr"] for g in optimizer.param_groups]
+        if self.optimizer_state is not None:
+            optimizer.load_state_dict(self.optimizer_state)
+            for group, lr in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["initial_lr"] = lr
+        warmup = round(cfg.warmup_epochs * self.steps_per_epoch)
+        total = cfg.epochs * self.steps_per_epoch
+
+        def schedule(step: int) -> float:
+            return lr_multiplier(step + self.step_offset, cfg.lr_schedule, warmup, total, cfg.final_lr_ratio)
+
+        def frozen(step: int) -> float:
+            return 0.0 if self.global_epoch < self.frozen_epochs else schedule(step)
+
+        lambdas = [frozen if g["backbone"] and self.frozen_epochs else schedule for g in optimizer.param_groups]
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def current_lr(trainer: pl.Trainer) -> float:
+    """The scheduled learning rate now (of the groups with µP multiplier 1)."""
+    groups = trainer.optimizers[0].param_groups
+    return float(np.max([g["lr"] for g in groups]))

@@ -1,0 +1,58 @@
+"""Model selection: the value of ``train.select.metric`` in an epoch record, and which names exist.
+
+Names: ``val/loss`` (the training objective on the whole validation split, normalized units),
+``val/<dataset>/<column>/<metric>`` (one task, real units) and ``val/mean/<metric>`` (the mean of
+a metric over every task that reports it, e.g. ``val/mean/auroc`` over the 12 Tox21 assays).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphium_ray.config import ConfigError
+from graphium_ray.tasks import TaskSpec
+
+
+def selectable_metrics(tasks: list[TaskSpec]) -> list[str]:
+    names = ["val/loss"]
+    for metric in dict.fromkeys(m for t in tasks for m in t.metrics):
+        names.append(f"val/mean/{metric}")
+    names += [f"val/{t.name}/{m}" for t in tasks for m in t.metrics]
+    return names
+
+
+def check_selectable(metric: str, tasks: list[TaskSpec], field: str = "train.select.metric") -> None:
+    names = selectable_metrics(tasks)
+    if metric not in names:
+        shown = ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
+        raise ConfigError(f"{field}: '{metric}' is not a validation metric of these tasks; choose one of {shown}")
+
+
+def mean_metrics(metrics: dict[str, dict]) -> dict[str, float]:
+    """{metric: mean over tasks where it is defined}."""
+    values: dict[str, list[float]] = {}
+    for task_values in metrics.values():
+        for name, value in task_values.items():
+            if name != "n" and value is not None:
+                values.setdefault(name, []).append(float(value))
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def metric_value(record: dict, metric: str) -> float | None:
+    """The value of a selectable metric name in an epoch record ({"val_loss", "val"}), or None."""
+    parts = metric.split("/")
+    if parts == ["val", "loss"]:
+        return record.get("val_loss")
+    if parts[1] == "mean":
+        return mean_metrics(record["val"]).get(parts[2])
+    task, name = "/".join(parts[1:-1]), parts[-1]
+    return record["val"].get(task, {}).get(name)
+
+
+def improved(value: float | None, best: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``best`` (an undefined value never does; anything beats undefined)."""
+    if value is None:
+        return False
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best

@@ -1,0 +1,265 @@
+"""graphium-ray vs chemprop v2, side by side on the same fixed splits, 3 seeds each.
+
+Datasets: Tox21 (12 sparse binary tasks; the shared random splits
+``../shared/data/toymix/tox21_splits/seed{0,1,2}.csv``) and BBBP, ESOL, FreeSolv, Lipophilicity
+(``../shared/data/downstream/``) with balanced Bemis–Murcko scaffold splits 0.8/0.1/0.1 that this
+script writes to ``<output>/splits/<dataset>/seed<k>.csv`` (Graphium's split-file format) and keeps.
+Seed k uses split k and training seed k for both tools.
+
+* chemprop: its own virtual environment (``.bench_venvs/chemprop``, created here with the CPU
+  torch and ``chemprop`` from PyPI), its CLI defaults; the test split is scored with the
+  checkpoint chemprop selects (best validation loss).
+* graphium-ray: ``sweeps/small_data.yaml`` (the small-data recipe) through the normal
+  ``train`` path; the test split is scored once with the checkpoint selected on validation.
+* ``tox21_qm9``: Tox21 multi-task with all 19 ToyMix QM9 properties from qm9pack (``--qm9``
+  molecules), same Tox21 splits; QM9 molecules get a random split.
+
+Both tools' test predictions are scored by the same code (scikit-learn AUROC per task, averaged
+over tasks; MAE / RMSE), so the numbers compare exactly. Results: ``<output>/results.json`` and a
+Markdown table ``<output>/results.md`` (mean ± std over seeds, the worst seed named).
+
+    python platform/bench/vs_chemprop.py --output runs/vs_chemprop                 # everything
+    python platform/bench/vs_chemprop.py --tools chemprop --datasets esol bbbp     # a part
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+CHEMPROP_VENV = ROOT / ".bench_venvs" / "chemprop"
+TOX21_TASKS = ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
+               "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"]  # fmt: skip
+DATASETS = {
+    "tox21": {"file": "toymix/tox21.csv", "smiles": "smiles", "targets": TOX21_TASKS, "kind": "binary"},
+    "bbbp": {"file": "downstream/bbbp.csv", "smiles": "smiles", "targets": ["p_np"], "kind": "binary"},
+    "esol": {"file": "downstream/esol.csv", "smiles": "smiles", "targets": ["measured log solubility in mols per litre"],
+             "kind": "regression"},
+    "freesolv": {"file": "downstream/freesolv.csv", "smiles": "smiles", "targets": ["expt"], "kind": "regression"},
+    "lipophilicity": {"file": "downstream/lipophilicity.csv", "smiles": "smiles", "targets": ["lipo"],
+                      "kind": "regression"},
+}  # fmt: skip
+
+
+def split_file(name: str, seed: int, out: Path) -> Path:
+    """Tox21: the shared split file; the others: a balanced scaffold split written (once) here."""
+    if name in ("tox21", "tox21_qm9"):
+        return SHARED / "toymix" / "tox21_splits" / f"seed{seed}.csv"
+    path = out / "splits" / name / f"seed{seed}.csv"
+    if not path.exists():
+        sys.path.insert(0, str(ROOT))
+        from graphium_ray.data.scaffold import scaffold_split, write_split_file
+
+        frame = pd.read_csv(SHARED / DATASETS[name]["file"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_split_file(scaffold_split(frame[DATASETS[name]["smiles"]].tolist(), seed, (0.8, 0.1, 0.1)), str(path))
+    return path
+
+
+def read_split(path: Path) -> dict[str, list[int]]:
+    frame = pd.read_csv(path)
+    return {s: frame[s].dropna().astype(int).tolist() for s in ("train", "val", "test")}
+
+
+def score(kind: str, y: np.ndarray, pred: np.ndarray) -> dict:
+    """Mean over tasks of AUROC (binary) or MAE / RMSE (regression); NaN labels ignored."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, roc_auc_score
+
+    per_task = []
+    for j in range(y.shape[1]):
+        present = ~np.isnan(y[:, j]) & ~np.isnan(pred[:, j])  # a row without prediction is counted apart
+        yt, pt = y[present, j], pred[present, j]
+        if kind == "binary":
+            per_task.append({"auroc": roc_auc_score(yt, pt)} if len(set(yt)) == 2 else {})
+        else:
+            per_task.append({"mae": mean_absolute_error(yt, pt), "rmse": mean_squared_error(yt, pt) ** 0.5})
+    keys = ["auroc"] if kind == "binary" else ["mae", "rmse"]
+    return {k: float(np.mean([t[k] for t in per_task if k in t])) for k in keys}
+
+
+# ---------------------------------------------------------------------------------------- chemprop
+def ensure_chemprop() -> Path:
+    exe = CHEMPROP_VENV / "bin" / "chemprop"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(CHEMPROP_VENV)], check=True)
+        pip = str(CHEMPROP_VENV / "bin" / "pip")
+        subprocess.run([pip, "install", "-q", "torch==2.13.0"], check=True)  # the CPU wheel first
+        subprocess.run([pip, "install", "-q", "chemprop"], check=True)
+    return exe
+
+
+def run_chemprop(name: str, seed: int, out: Path) -> dict:
+    spec = DATASETS[name]
+    work = out / "chemprop" / name / f"seed{seed}"
+    result_file = work / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    frame = pd.read_csv(SHARED / spec["file"])
+    split = read_split(split_file(name, seed, out))
+    rows = split["train"] + split["val"] + split["test"]
+    frame.iloc[rows][[spec["smiles"], *spec["targets"]]].to_csv(work / "data.csv", index=False)
+    n_tr, n_va = len(split["train"]), len(split["val"])
+    splits = [{"train": list(range(n_tr)), "val": list(range(n_tr, n_tr + n_va)),
+               "test": list(range(n_tr + n_va, len(rows)))}]  # fmt: skip
+    (work / "splits.json").write_text(json.dumps(splits))
+    cmd = [str(ensure_chemprop()), "train", "--data-path", str(work / "data.csv"), "--smiles-columns", spec["smiles"],
+           "--target-columns", *spec["targets"], "--task-type",
+           "classification" if spec["kind"] == "binary" else "regression", "--splits-file", str(work / "splits.json"),
+           "--output-dir", str(work / "out"), "--pytorch-seed", str(seed), "--data-seed", str(seed),
+           "--num-workers", "0", "--accelerator", "cpu", "--devices", "1"]  # fmt: skip
+    started = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("BENCH_THREADS", "2")}
+    subprocess.run(cmd, check=True, env=env, stdout=open(work / "log.txt", "w"), stderr=subprocess.STDOUT)
+    seconds = time.time() - started
+    preds = pd.read_csv(next((work / "out").rglob("test_predictions.csv")))
+    test = frame.iloc[split["test"]]
+    y = test[spec["targets"]].to_numpy(np.float64)
+    pred = preds[spec["targets"]].to_numpy(np.float64)
+    result = {**score(spec["kind"], y, pred), "seconds": round(seconds, 1), "n_test": len(test)}
+    result_file.write_text(json.dumps(result))
+    return result
+
+
+# ------------------------------------------------------------------------------------ graphium-ray
+def graphium_config(name: str, seed: int, out: Path, qm9_path: Path | None) -> dict:
+    import yaml
+
+    spec = DATASETS["tox21" if name == "tox21_qm9" else name]
+    raw = yaml.safe_load((ROOT / "sweeps" / "small_data.yaml").read_text())
+    task = {"columns": spec["targets"], "kind": spec["kind"]}
+    raw["name"] = f"{name}_seed{seed}"
+    raw["data"]["datasets"] = [{"name": name if name != "tox21_qm9" else "tox21", "path": str(SHARED / spec["file"]),
+                                "smiles_column": spec["smiles"], "split_file": str(split_file(name, seed, out)),
+                                "tasks": [task]}]  # fmt: skip
+    if name == "tox21_qm9":
+        from graphium_ray.data.builtin import QM9_TOYMIX_COLUMNS
+
+        raw["data"]["datasets"].append({"name": "qm9", "path": str(qm9_path), "smiles_column": "smiles",
+                                        "tasks": [{"columns": list(QM9_TOYMIX_COLUMNS)}]})  # fmt: skip
+        raw["train"]["select"] = {"metric": "val/loss", "mode": "min"}
+    raw["data"]["cache_dir"] = str(out / "cache")
+    raw["data"]["split"] = {"kind": "random", "seed": seed}
+    raw["train"]["seed"] = seed
+    return raw
+
+
+def run_graphium(name: str, seed: int, out: Path, qm9_path: Path | None, overrides: list[str]) -> dict:
+    work = out / "graphium" / name / f"seed{seed}"
+    result_file = work / "result.json"
+    if result_file.exists():
+        return json.loads(result_file.read_text())
+    from graphium_ray.config import apply_overrides, validate
+    from graphium_ray.data.prepare import prepare
+    from graphium_ray.train.driver import run_training
+
+    spec = DATASETS["tox21" if name == "tox21_qm9" else name]
+    seconds = None
+    if not (work / "run" / "test_predictions.parquet").exists():
+        cfg = validate(apply_overrides(graphium_config(name, seed, out, qm9_path), overrides), name)
+        started = time.time()
+        run_training(cfg, prepare(cfg.data), work / "run")
+        seconds = round(time.time() - started, 1)
+    y, pred = graphium_test_rows(name, seed, out, work / "run" / "test_predictions.parquet")
+    result = {**score(spec["kind"], y, pred), "seconds": seconds, "n_test": len(y),
+              "n_without_prediction": int(np.isnan(pred).all(axis=1).sum())}  # fmt: skip
+    result_file.write_text(json.dumps(result))
+    return result
+
+
+def graphium_test_rows(name: str, seed: int, out: Path, predictions: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, predictions) on exactly chemprop's test rows: every test row of the source file,
+    matched to graphium-ray's per-molecule prediction by the canonical molecule key (rows of the
+    same molecule share its prediction)."""
+    from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
+
+    spec = DATASETS["tox21" if name == "tox21_qm9" else name]
+    prefix = "tox21" if name == "tox21_qm9" else name
+    frame = pd.read_csv(SHARED / spec["file"]).iloc[read_split(split_file(name, seed, out))["test"]]
+    preds = pd.read_parquet(predictions).set_index("smiles")
+    cols = [f"pred/{prefix}/{t}" for t in spec["targets"]]
+    rows = []
+    for smi in frame[spec["smiles"]]:
+        try:
+            key = molecule_key(parse_smiles(smi))
+        except ParseError:
+            key = None
+        rows.append(preds.loc[key, cols].to_numpy(np.float64) if key in preds.index else np.full(len(cols), np.nan))
+    return frame[spec["targets"]].to_numpy(np.float64), np.vstack(rows)
+
+
+# --------------------------------------------------------------------------------------------- table
+def summarize(results: dict) -> str:
+    lines = ["| dataset | metric | chemprop v2 (mean ± std) | graphium-ray (mean ± std) | graphium-ray worst seed |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name, by_tool in results.items():
+        kind = DATASETS["tox21" if name == "tox21_qm9" else name]["kind"]
+        for metric in ["auroc"] if kind == "binary" else ["mae", "rmse"]:
+            cells = []
+            for tool in ("chemprop", "graphium"):
+                runs = by_tool.get(tool, {})
+                values = [r[metric] for r in runs.values()]
+                cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})" if values else "—")
+            runs = by_tool.get("graphium", {})
+            worst = ""
+            if runs:
+                pick = min if metric == "auroc" else max
+                seed = pick(runs, key=lambda s: runs[s][metric])
+                worst = f"{seed}: {runs[seed][metric]:.3f}"
+            lines.append(f"| {name} | {metric} | {cells[0]} | {cells[1]} | {worst} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--output", default=str(ROOT / "runs" / "vs_chemprop"))
+    p.add_argument("--datasets", nargs="+", default=[*DATASETS, "tox21_qm9"])
+    p.add_argument("--tools", nargs="+", default=["chemprop", "graphium"], choices=["chemprop", "graphium"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--qm9", type=int, default=20000, help="QM9 molecules for tox21_qm9")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="graphium-ray config override")
+    p.add_argument("--num-cpus", type=int, default=None)
+    args = p.parse_args()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    qm9_path = None
+    if "graphium" in args.tools:
+        os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+        os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+        sys.path.insert(0, str(ROOT))
+        from graphium_ray.cli import init_ray
+
+        init_ray(args.num_cpus)
+        if "tox21_qm9" in args.datasets:
+            from graphium_ray.data.builtin import build_qm9_toymix
+
+            qm9_path = Path(build_qm9_toymix(str(out / "qm9"), args.qm9))
+    for name in args.datasets:
+        for tool in args.tools:
+            if tool == "chemprop" and name == "tox21_qm9":
+                continue
+            for seed in args.seeds:
+                run = run_chemprop(name, seed, out) if tool == "chemprop" else run_graphium(
+                    name, seed, out, qm9_path, args.overrides)  # fmt: skip
+                results.setdefault(name, {}).setdefault(tool, {})[str(seed)] = run
+                results_path.write_text(json.dumps(results, indent=1))
+                print(f"{name} {tool} seed {seed}: {run}", flush=True)
+    table = summarize(results)
+    (out / "results.md").write_text(table + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+"""The training core without Ray: initial loss, schedules, model selection, the LightningModule in
+plain Lightning (fp32 and bf16 on CPU), loggers, run checks, scaffold splits, sweep transfer."""
+
+from __future__ import annotations
+
+import math
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+
+from graphium_ray.config import ConfigError, FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
+from graphium_ray.data.builtin import reference_table
+from graphium_ray.data.cache import PreparedData
+from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.data.scaffold import scaffold_of, scaffold_split
+from graphium_ray.tasks import TaskSpec
+from graphium_ray.train.checkpoint import build_model
+from graphium_ray.train.losses import multitask_loss
+from graphium_ray.train.module import MultiTaskModule
+from graphium_ray.train.schedule import lr_multiplier
+from graphium_ray.train.selection import check_selectable, improved, metric_value
+
+BINARY = TaskSpec("d", "active", "graph", "binary", "bce", ("auroc",), False)
+REGRESSION = TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True)
+SMALL = ["CCO", "CC(C)=O", "C1CCCC1", "CCNCC", "OCCO", "CC(N)C"]  # 3-5 heavy atoms
+# 60+ heavy atoms: long chains, a steroid dimer, a macrocycle-like peptide
+LARGE = ["C" * 64, "CCCCCCCCCCCCCCCCCC(=O)OCC(COC(=O)CCCCCCCCCCCCCCCCC)OC(=O)CCCCCCCCCCCCCCCCC",
+         "c1ccc(cc1)" * 10 + "C" * 20, "O" + "CCO" * 22]  # fmt: skip
+
+
+def _data(tasks, label_stats):
+    return {"tasks": [t.to_dict() for t in tasks], "atom_dim": None, "bond_dim": 13, "label_stats": label_stats,
+            "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
+
+
+def _initial_loss(smiles: list[str], prevalence: float, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    y = np.stack([(rng.random(len(smiles)) < prevalence).astype(np.float32), rng.normal(size=len(smiles))], 1)
+    feats = featurize_smiles(smiles, y.astype(np.float32), FeaturizerConfig())
+    assert feats.column("skip_reason").null_count == len(smiles)
+    batch = rows_to_batch(feats, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13)
+    stats = {"graph": {"count": [100, 100], "mean": [prevalence, 0.0], "std": [1.0, 1.0]}}
+    data = {**_data([BINARY, REGRESSION], stats), "atom_dim": batch.x.shape[1]}
+    torch.manual_seed(seed)
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=64, num_layers=4, pooling=["sum", "mean"]))  # fmt: skip
+    model = build_model(cfg, data)
+    _, per_task = multitask_loss({"graph": [BINARY, REGRESSION]}, model(batch), batch.y)
+    return per_task["d/active"], per_task["d/logp"]
+
+
+@pytest.mark.parametrize("smiles", [SMALL, LARGE], ids=["5_heavy_atoms", "60plus_heavy_atoms"])
+def test_a_fresh_model_starts_at_the_chance_loss(smiles):
+    assert min(Chem.MolFromSmiles(s).GetNumHeavyAtoms() for s in smiles) >= (60 if smiles is LARGE else 3)
+    prevalence = 0.2
+    entropy = -(prevalence * math.log(prevalence) + (1 - prevalence) * math.log(1 - prevalence))
+    for seed in range(3):
+        bce, mse = _initial_loss(smiles * 4, prevalence, seed)
+        rng = np.random.default_rng(seed)  # the same draws as the labels
+        labels, values = rng.random(len(smiles) * 4) < prevalence, rng.normal(size=len(smiles) * 4)
+        p = labels.mean()
+        expected = -(p * math.log(prevalence) + (1 - p) * math.log(1 - prevalence))  # constant prediction = prevalence
+        assert bce == pytest.approx(expected, abs=1e-4), (bce, entropy)
+        # regression starts at 0, the normalized train mean: the loss is the mean squared normalized label
+        assert mse == pytest.approx(float(np.mean(values.astype(np.float32) ** 2)), abs=1e-4)
+
+
+def test_schedule_warms_up_then_decays():
+    total, warmup = 100, 10
+    cosine = [lr_multiplier(s, "cosine", warmup, total, 0.1) for s in range(total)]
+    assert cosine[0] == pytest.approx(0.1) and cosine[warmup] == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(cosine[:warmup], cosine[1 : warmup + 1], strict=True))  # rising
+    assert all(a >= b for a, b in zip(cosine[warmup:], cosine[warmup + 1 :], strict=False))  # then falling
+    assert lr_multiplier(total, "cosine", warmup, total, 0.1) == pytest.approx(0.1)
+    noam = [lr_multiplier(s, "noam", warmup, total, 0.05) for s in range(warmup, total)]
+    assert noam[0] == pytest.approx(1.0) and noam[30] == pytest.approx(math.sqrt(warmup / (warmup + 30)))
+    assert lr_multiplier(50, "constant", warmup, total, 0.1) == 1.0
+    assert lr_multiplier(0, "constant", 0, total, 0.1) == 1.0  # no warm-up
+
+
+def test_selection_reads_loss_task_and_mean_metrics():
+    record = {"val_loss": 0.4, "val": {"a/x": {"auroc": 0.8, "n": 5}, "a/y": {"auroc": 0.6, "n": 5},
+                                        "a/z": {"auroc": None, "n": 5}}}  # fmt: skip
+    assert metric_value(record, "val/loss") == 0.4
+    assert metric_value(record, "val/a/x/auroc") == 0.8
+    assert metric_value(record, "val/mean/auroc") == pytest.approx(0.7)  # undefined tasks left out
+    assert improved(0.3, 0.4, "min") and not improved(0.5, 0.4, "min") and improved(0.9, 0.8, "max")
+    assert improved(0.1, None, "max") and not improved(None, 0.1, "max")
+    check_selectable("val/mean/auroc", [BINARY])
+    with pytest.raises(ConfigError, match="val/d/active/auroc"):
+        check_selectable("val/d/active/mae", [BINARY])
+    with pytest.raises(Exception, match="validation metrics only"):
+        TrainConfig(select={"metric": "test/d/active/auroc"})
+
+
+class Batches:
+    """A re-iterable of GraphBatches (what the Ray Train worker hands Lightning, without Ray)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def _module_batches(n_batches: int = 4):
+    ref = reference_table().to_pydict()
+    y = np.array([ref["logp"], ref["has_ring"]], dtype=np.float32).T
+    feats = featurize_smiles(ref["smiles"], y, FeaturizerConfig())
+    chunks = [feats.slice(i, len(y) // n_batches) for i in range(0, len(y), len(y) // n_batches)]
+    batches = [rows_to_batch(c, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13) for c in chunks if c.num_rows]
+    tasks = [TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True), BINARY]
+    stats = {"graph": {"count": [len(y)] * 2, "mean": [float(y[:, 0].mean()), float(y[:, 1].mean())],
+                       "std": [float(y[:, 0].std()), 1.0]}}  # fmt: skip
+    return batches, tasks, {**_data(tasks, stats), "atom_dim": batches[0].x.shape[1]}
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_lightning_module_trains_and_validates_in_real_units(precision):
+    batches, tasks, data = _module_batches()
+    torch.manual_seed(0)
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=32, num_layers=2, head_hidden_dim=32),
+                    train=TrainConfig(epochs=30, lr=3e-3, warmup_epochs=1, precision=precision))  # fmt: skip
+    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    losses = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, module):
+            losses.append(module.train_loss_sum()[0] / module.train_loss_sum()[1])
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, precision=precision, max_epochs=cfg.train.epochs,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Record()])  # fmt: skip
+    loader = Batches(batches)
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < 0.5 * losses[0], losses
+    lrs = [g["lr"] for g in trainer.optimizers[0].param_groups]
+    assert max(lrs) == pytest.approx(cfg.train.lr * 0.1, rel=0.05)  # cosine decayed to final_lr_ratio
+    val = module.val_result
+    assert val["loss"] is not None and val["metrics"]["d/logp"]["n"] == sum(b.num_graphs for b in batches)
+    # real units: the MAE of logP is in logP units, comparable to the label spread, not to 1
+    assert 0 < val["metrics"]["d/logp"]["mae"] < np.std([float(b.y["graph"][i, 0]) for b in batches
+                                                         for i in range(b.num_graphs)])  # fmt: skip
+
+
+def test_run_checks_refuse_bad_selection_and_warn_on_few_steps(tmp_path, caplog):
+    from graphium_ray.train.driver import check_run
+
+    manifest = {"tasks": [BINARY.to_dict()], "splits": {"train": 200, "val": 20, "test": 20}}
+    prepared = PreparedData(tmp_path, manifest)
+    base = {"data": {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["active"]}]}]}}
+    check_run(RunConfig.model_validate({**base, "train": {"batch_size": 16}}), prepared)
+    assert "optimizer steps" not in caplog.text
+    check_run(RunConfig.model_validate({**base, "train": {"batch_size": 128}}), prepared)
+    assert "only 2 optimizer steps" in caplog.text and "global" in caplog.text
+    with pytest.raises(ConfigError, match="train.select.metric"):
+        check_run(RunConfig.model_validate({**base, "train": {"select": {"metric": "val/d/active/mae"}}}), prepared)
+    with pytest.raises(ConfigError, match="bf16-mixed"):
+        check_run(RunConfig.model_validate({**base, "train": {"precision": "16-mixed"}}), prepared)
+
+
+def test_loggers_write_their_files(tmp_path):
+    from graphium_ray.train.run_loggers import RunLoggers
+
+    cfg = RunConfig.model_validate({"data": {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["y"]}]}]},
+                                    "logging": {"loggers": {"tensorboard": True, "mlflow": True}}})  # fmt: skip
+    loggers = RunLoggers(cfg, str(tmp_path))
+    loggers.log({"train_loss": 0.5, "val/loss": 0.4}, 1)
+    loggers.close()
+    assert list((tmp_path / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+    import sqlite3
+
+    rows = sqlite3.connect(tmp_path / "logs" / "mlflow.db").execute("select key, value from metrics").fetchall()
+    assert ("train_loss", 0.5) in rows and ("val/loss", 0.4) in rows
+
+
+def test_scaffold_split_keeps_scaffolds_together_and_is_balanced():
+    ref = reference_table().to_pydict()["smiles"]
+    smiles = ref * 3 + ["not a smiles"]
+    a = scaffold_split(smiles, 0, (0.8, 0.1, 0.1))
+    assert a == scaffold_split(smiles, 0, (0.8, 0.1, 0.1))  # deterministic
+    assert len(smiles) - 1 not in a and len(a) == len(smiles) - 1  # the unparsable row gets no split
+    by_scaffold: dict[str, set] = {}
+    for i, split in a.items():
+        by_scaffold.setdefault(scaffold_of(smiles[i]), set()).add(split)
+    assert all(len(s) == 1 for s in by_scaffold.values())  # a scaffold never straddles two splits
+    counts = {s: sum(v == s for v in a.values()) for s in ("train", "val", "test")}
+    assert counts["train"] <= int(0.8 * len(a)) and counts["test"] > 0
+    assert scaffold_of("CCO") == "" and scaffold_of("Cc1ccccc1O") == "c1ccccc1"
+
+
+def test_from_sweep_refuses_a_contradicting_parametrization_or_width():
+    from graphium_ray.cli import check_sweep_transfer
+
+    base = {"data": {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["y"]}]}]}}
+    mup = {"sweep_dir": "s", "fixed": {"parametrization": "mup", "width": 64, "base_hidden_dim": 64, "overrides": []}}
+    wide = RunConfig.model_validate({**base, "model": {"parametrization": "mup", "base_hidden_dim": 64,
+                                                       "hidden_dim": 256}})  # fmt: skip
+    check_sweep_transfer(wide, mup)
+    with pytest.raises(ConfigError, match="parametrization=mup"):
+        check_sweep_transfer(RunConfig.model_validate({**base, "model": {"hidden_dim": 256}}), mup)
+    with pytest.raises(ConfigError, match="base_hidden_dim=64"):
+        check_sweep_transfer(wide.model_copy(update={"model": wide.model.model_copy(update={"base_hidden_dim": 32})}),
+                             mup)  # fmt: skip
+    sp = {"sweep_dir": "s", "fixed": {"parametrization": "sp", "width": 64, "base_hidden_dim": 64, "overrides": []}}
+    with pytest.raises(ConfigError, match="do not transfer"):
+        check_sweep_transfer(RunConfig.model_validate({**base, "model": {"hidden_dim": 256}}), sp)
