@@ -9,6 +9,7 @@ real units) and, under µP, ``mup_base_shapes.json``. Tensors are loaded with ``
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -64,6 +65,20 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
     (directory / "data.json").write_text(json.dumps({k: data[k] for k in DATA_KEYS if k in data}, indent=1))
     if getattr(model, "base_shapes", None):  # µP: the base shapes travel with the weights
         (directory / "mup_base_shapes.json").write_text(json.dumps(model.base_shapes))
+
+
+def report_with_checkpoint(metrics: dict, is_rank_zero: bool, write: Callable[[Path], None]) -> None:
+    """``ray.train.report`` from every worker; rank 0 attaches a checkpoint that ``write(dir)`` fills."""
+    import tempfile
+
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if is_rank_zero:
+            write(Path(tmp))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report(metrics, checkpoint=checkpoint)
 
 
 def load_checkpoint(directory: str | Path) -> tuple[RunConfig, dict, MultiTaskGNN, dict]:

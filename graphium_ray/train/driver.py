@@ -57,10 +57,10 @@ def train_split_bytes(prepared: PreparedData) -> int:
     """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
     import pyarrow.parquet as pq
 
-    total = sum(
-        pq.ParquetFile(f).metadata.row_group(i).total_byte_size
-        for f in prepared.featurized_dir.rglob("*.parquet") for i in range(pq.ParquetFile(f).metadata.num_row_groups)
-    )  # fmt: skip
+    total = 0
+    for f in prepared.featurized_dir.rglob("*.parquet"):
+        meta = pq.read_metadata(f)  # once per file (it was re-read for every row group)
+        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     rows = prepared.manifest["splits"]
     return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 

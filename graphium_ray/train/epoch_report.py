@@ -11,16 +11,14 @@ Train (``model.pt`` = the latest weights for resuming, ``optimizer.pt``, ``state
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import lightning.pytorch as pl
-import ray.train
 import torch
 
 from graphium_ray.config import RunConfig
-from graphium_ray.train.checkpoint import save_checkpoint
+from graphium_ray.train.checkpoint import report_with_checkpoint, save_checkpoint
 from graphium_ray.train.evaluate import flatten_metrics
 from graphium_ray.train.module import MultiTaskModule, current_lr, gather_objects
 from graphium_ray.train.run_loggers import RunLoggers
@@ -96,11 +94,9 @@ class EpochReport(pl.Callback):
                 f"{record['graphs_per_s']:.0f} graphs/s  ETA {eta:.0f}s")  # fmt: skip
 
     def _report(self, metrics: dict, trainer: pl.Trainer, module: MultiTaskModule) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            checkpoint = None
-            if trainer.global_rank == 0:
-                optimizer = trainer.optimizers[0] if trainer.optimizers else None
-                save_checkpoint(Path(tmp), module.net, optimizer, self.state, self.cfg, self.data)
-                torch.save(self.best_state["weights"], Path(tmp) / "best_model.pt")
-                checkpoint = ray.train.Checkpoint.from_directory(tmp)
-            ray.train.report(metrics, checkpoint=checkpoint)
+        def write(directory: Path) -> None:
+            optimizer = trainer.optimizers[0] if trainer.optimizers else None
+            save_checkpoint(directory, module.net, optimizer, self.state, self.cfg, self.data)
+            torch.save(self.best_state["weights"], directory / "best_model.pt")
+
+        report_with_checkpoint(metrics, trainer.global_rank == 0, write)

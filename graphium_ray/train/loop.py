@@ -16,7 +16,6 @@ import logging
 import math
 import random
 import resource
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from graphium_ray.data.collate import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
-from graphium_ray.train.checkpoint import build_model, save_checkpoint
+from graphium_ray.train.checkpoint import build_model, report_with_checkpoint, save_checkpoint
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.module import MultiTaskModule, gather_objects
@@ -179,10 +178,8 @@ def train_loop_per_worker(config: dict) -> None:
     metrics = {"epoch": state["epoch"], **flatten_metrics("val", selected["val"]), **flatten_metrics("test", test)}
     if selected.get("val_loss") is not None:
         metrics["val/loss"] = selected["val_loss"]
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = None
-        if worker[0] == 0:
-            save_checkpoint(Path(tmp), net.cpu(), None, state, cfg, data)
-            predictions_table(tasks, data, preds).to_parquet(Path(tmp) / "test_predictions.parquet", index=False)
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report(metrics, checkpoint=checkpoint)
+    def write(directory: Path) -> None:
+        save_checkpoint(directory, net.cpu(), None, state, cfg, data)
+        predictions_table(tasks, data, preds).to_parquet(directory / "test_predictions.parquet", index=False)
+
+    report_with_checkpoint(metrics, worker[0] == 0, write)
