@@ -20,6 +20,7 @@ if not sys.stderr.isatty():  # logs, CI, job submit: no progress bars (must be s
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
 from graphium_ray.config import ConfigError, RunConfig, load_config  # noqa: E402
+from graphium_ray.errors import DEBUG_ENV, debug_requested, exit_code, one_line  # noqa: E402
 
 
 def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
@@ -33,6 +34,8 @@ def _common(p: argparse.ArgumentParser, config: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="graphium-ray", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help=f"show the full traceback of a failure (also: {DEBUG_ENV}=1)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare", help="ingest + featurize into the cache (reused when inputs are unchanged)")
     _common(p)
@@ -266,7 +269,7 @@ def check_sweep_transfer(cfg: RunConfig, provenance: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
         if args.command == "make-data":
             from graphium_ray.data.builtin import build_qm9_charges, build_quickstart
@@ -297,9 +300,17 @@ def main(argv: list[str] | None = None) -> int:
         args.provenance = provenance
         commands = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune}
         return commands[args.command](args, cfg)
-    except (ConfigError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        if debug_requested(args.debug):
+            raise
+        print("interrupted: rerun the same command to resume (finished work is kept)", file=sys.stderr)
+        return 130
+    except Exception as err:  # every failure is one line unless --debug: the cause, not Ray's wrappers
+        if debug_requested(args.debug):
+            raise
+        hint = "" if exit_code(err) == 2 else f" (rerun with --debug or {DEBUG_ENV}=1 for the traceback)"
+        print(f"error: {one_line(err)}{hint}", file=sys.stderr)
+        return exit_code(err)
 
 
 if __name__ == "__main__":

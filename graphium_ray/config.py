@@ -231,6 +231,9 @@ class TrainConfig(_Strict):
     lr_schedule: Literal["cosine", "noam", "constant"] = "cosine"
     warmup_epochs: float = Field(default=2.0, ge=0.0)
     final_lr_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
+    # exponential moving average of the weights, updated every optimizer step (w̄ ← d·w̄ + (1−d)·w);
+    # validation, model selection, test and the checkpoint use the averaged weights. None: off
+    ema_decay: float | None = Field(default=None, gt=0.0, lt=1.0)
     select: SelectConfig = SelectConfig()
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     # train N models with seeds seed, seed+1, …; metrics as mean ± std, predict averages them

@@ -64,7 +64,38 @@ def _check_cluster_spec(spec: dict, where: str) -> None:
         _check_pod_template(group["template"], f"{where}.{group['groupName']}")
 
 
-@pytest.mark.parametrize("path", KUBERAY, ids=lambda p: p.name)
+def test_cloud_nodes_join_a_restricted_network_not_rays_default():
+    """AWS: every node type names its security group (Ray then creates none: its default group opens
+    SSH to 0.0.0.0/0); GCP: every node joins a named VPC network with the firewall tag."""
+    for path in (ROOT / "cluster" / "aws.yaml", ROOT / "cluster" / "gcp.yaml"):
+        raw = yaml.safe_load(path.read_text())
+        for name, node_type in raw["available_node_types"].items():
+            config = node_type["node_config"]
+            if raw["provider"]["type"] == "aws":
+                assert config["SecurityGroupIds"], f"{path.name}:{name}"
+            else:
+                assert config["tags"]["items"] == ["graphium-ray"], f"{path.name}:{name}"
+                assert config["networkInterfaces"][0]["network"].endswith("/networks/graphium-ray")
+    for path in LAUNCHER + KUBERAY:  # nothing opened to the world outside comments
+        assert not [ln for ln in path.read_text().splitlines() if "0.0.0.0/0" in ln.split("#")[0]], path.name
+
+
+def test_kuberay_network_policy_admits_only_the_cluster_and_submitters():
+    docs = {p.name: yaml.safe_load(p.read_text()) for p in KUBERAY}
+    policy = docs["networkpolicy.yaml"]
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Ingress"]
+    label = policy["spec"]["podSelector"]["matchLabels"]
+    for name in ("raycluster.yaml", "rayjob.yaml"):  # every pod of both manifests is selected
+        spec = docs[name]["spec"] if name == "raycluster.yaml" else docs[name]["spec"]["rayClusterSpec"]
+        for group in [spec["headGroupSpec"], *spec["workerGroupSpecs"]]:
+            assert group["template"]["metadata"]["labels"].items() >= label.items(), name
+    own, outside = policy["spec"]["ingress"]
+    assert own["from"] == [{"podSelector": {"matchLabels": label}}] and "ports" not in own
+    assert sorted(p["port"] for p in outside["ports"]) == [8265, 10001]
+    assert all("podSelector" in peer for peer in outside["from"])  # no ipBlock: nothing from anywhere
+
+
+@pytest.mark.parametrize("path", [p for p in KUBERAY if p.name != "networkpolicy.yaml"], ids=lambda p: p.name)
 def test_kuberay_manifest_has_required_fields(path):
     doc = yaml.safe_load(path.read_text())
     assert doc["apiVersion"] == "ray.io/v1" and doc["metadata"]["name"]

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
 from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
+from graphium_ray.data.cells import item_list_cells, scalar_cells
 from graphium_ray.data.sources import iter_batches
 from graphium_ray.tasks import TaskSpec
 
@@ -62,8 +63,15 @@ def read_rows(source: SourceFile, rows_per_batch: int):
 
 def _parse_batch(source: SourceFile, first_row: int, batch: pa.RecordBatch) -> pa.Table:
     n = batch.num_rows
-    col = {name: batch.column(name) for name in batch.schema.names}
-    y_graph, errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns), n)
+    errors: dict[int, str] = {}
+    item_columns = set(source.node_columns) | set(source.edge_columns)
+    col = {
+        name: (item_list_cells if name in item_columns else scalar_cells)(batch.column(name), name, errors)
+        for name in batch.schema.names
+    }
+    y_graph, label_errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns), n)
+    for i, reason in label_errors.items():
+        errors.setdefault(i, reason)
     check_label_domains(y_graph, list(source.graph_columns), list(source.graph_domains), errors)
     smiles_column = col[source.smiles_column]
     for i, smi in enumerate(smiles_column.to_pylist()):

@@ -36,6 +36,7 @@ from graphium_ray.data.ingest import (
 )
 from graphium_ray.data.reader import read_parquet_files
 from graphium_ray.data.scaffold import scaffold_split
+from graphium_ray.data.cells import scalar_cells
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, reduce_stats
@@ -57,7 +58,7 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
         for display in paths:
             local = localize(display, download_dir)
             fmt = file_format(local, ds.format)
-            header = read_header(local, fmt)
+            header = read_header(local, fmt, f"{display} (datasets.{ds.name})")
             found = dataset_tasks(ds, header, f"{display} (datasets.{ds.name})")
             if ds_tasks is not None and [t.column for t in found] != [t.column for t in ds_tasks]:
                 raise ConfigError(f"{display} (datasets.{ds.name}): label columns differ from the dataset's first file")
@@ -97,7 +98,7 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
     smiles, owners = [], []
     for src in sources:
         for _, batch in iter_batches(src.path, src.fmt, [src.smiles_column], 65536):
-            values = batch.column(0).to_pylist()
+            values = scalar_cells(batch.column(0), src.smiles_column, {}).to_pylist()  # bad cells: None
             smiles += values
             owners += [src] * len(values)
     assignment = scaffold_split(smiles, cfg.split.seed, tuple(cfg.split.fractions))
@@ -295,6 +296,10 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     sources, tasks, fingerprints = resolve_sources(cfg)
     key = cache_key(cfg, fingerprints, tasks)
     root = Path(cfg.cache_dir).resolve() / key
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root} ({err.strerror})") from None
     if force:
         shutil.rmtree(root, ignore_errors=True)
     if (root / "manifest.json").exists():

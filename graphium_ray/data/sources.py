@@ -92,9 +92,10 @@ def fingerprint(path: str) -> str:
 
 
 def _csv_reader(path: str, block_size: int, columns: list[str] | None = None) -> pacsv.CSVStreamingReader:
-    # every selected column is read as a string: labels are parsed by us, so a bad value names its row
+    # every selected column is read as bytes: labels are parsed by us, so a bad value names its row,
+    # and a cell that is not UTF-8 is one reported row (data/cells.py), not a failed file
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in columns or []},
+        column_types={c: pa.binary() for c in columns or []},
         include_columns=columns,
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
@@ -107,10 +108,18 @@ def _csv_reader(path: str, block_size: int, columns: list[str] | None = None) ->
     )
 
 
-def read_header(path: str, fmt: str) -> list[str]:
-    if fmt == "parquet":
-        return list(pq.read_schema(path).names)
-    return list(_csv_reader(path, 1 << 16).schema.names)
+def read_header(path: str, fmt: str, where: str | None = None) -> list[str]:
+    """Column names of a data file; a file that is not readable as ``fmt`` is a one-line ConfigError."""
+    where = where or path
+    if os.path.isdir(path):
+        raise ConfigError(f"{where}: is a directory, not a {fmt} file (use a glob such as '{path}/*.{fmt}')")
+    try:
+        if fmt == "parquet":
+            return list(pq.read_schema(path).names)
+        return list(_csv_reader(path, 1 << 16).schema.names)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, OSError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{where}: not a readable {fmt} file ({detail})") from None
 
 
 def iter_batches(path: str, fmt: str, columns: list[str], rows_per_batch: int) -> Iterator[tuple[int, pa.RecordBatch]]:

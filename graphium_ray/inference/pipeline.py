@@ -18,9 +18,10 @@ import ray
 import yaml
 
 from graphium_ray.config import ConfigError
+from graphium_ray.data.cells import INPUT_ERROR, scalar_cells
 from graphium_ray.data.prepare import READ_CPUS, cluster_cpus
 from graphium_ray.data.sources import file_format, iter_batches, localize, read_header, resolve_paths
-from graphium_ray.inference.predictor import BatchPredictor, embedding_layers, read_checkpoint_files
+from graphium_ray.inference.predictor import BatchPredictor, check_loadable, embedding_layers, read_checkpoint_files
 
 
 def _input_files(inputs: list[str], columns: list[str]) -> list[dict]:
@@ -41,10 +42,11 @@ def _read(batch: dict, columns: list[str], rows_per_batch: int):
     for path, display, fmt in zip(batch["path"], batch["display"], batch["fmt"], strict=True):
         for first_row, records in iter_batches(str(path), str(fmt), columns, rows_per_batch):
             n = records.num_rows
-            table = pa.Table.from_batches([records])
+            errors: dict[int, str] = {}
+            cells = {c: scalar_cells(records.column(c), c, errors) for c in columns}
             yield pa.table({"src_file": pa.array([str(display)] * n, pa.string()),
                             "src_row": pa.array(range(first_row, first_row + n), pa.int64()),
-                            **{c: table.column(c) for c in columns}})  # fmt: skip
+                            **cells, INPUT_ERROR: pa.array([errors.get(i) for i in range(n)], pa.string())})  # fmt: skip
 
 
 def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_column: str = "smiles",
@@ -52,6 +54,7 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
                   batch_size: int = 256, concurrency: int | None = None) -> dict:  # fmt: skip
     """Predict (or embed) every row of ``inputs``; returns {"rows", "errors", "output"}."""
     files = read_checkpoint_files(checkpoint)
+    check_loadable(checkpoint, files)
     num_layers = yaml.safe_load(files["0/config.yaml"])["model"]["num_layers"]
     if mode == "embed" and layer not in embedding_layers(num_layers):
         raise ConfigError(f"--layer {layer!r}: this model has {embedding_layers(num_layers)}")

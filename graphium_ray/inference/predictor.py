@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from graphium_ray.config import FeaturizerConfig
+from graphium_ray.config import ConfigError, FeaturizerConfig
+from graphium_ray.data.cells import INPUT_ERROR
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.in_memory import molecule_rows
@@ -55,6 +56,16 @@ def read_checkpoint_files(path: str | Path) -> dict[str, bytes]:
     any node, no shared disk needed."""
     return {f"{i}/{p.name}": p.read_bytes() for i, d in enumerate(checkpoint_members(path))
             for p in d.iterdir() if p.is_file()}  # fmt: skip
+
+
+def check_loadable(checkpoint: str | Path, checkpoint_files: dict[str, bytes]) -> None:
+    """Load every member once on the driver, so a checkpoint that cannot be read fails with one line
+    naming it (instead of every prediction actor dying with the same traceback)."""
+    try:
+        _load_members(checkpoint_files)
+    except Exception as err:  # noqa: BLE001 - any reason a checkpoint does not load is the user's to see
+        detail = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), type(err).__name__)
+        raise ConfigError(f"checkpoint {checkpoint}: cannot be loaded ({type(err).__name__}: {detail[:300]})") from None
 
 
 def _load_members(checkpoint_files: dict[str, bytes]) -> list[tuple]:
@@ -92,8 +103,12 @@ class BatchPredictor:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
+        input_errors = [None] * n
+        if INPUT_ERROR in table.column_names:  # cells that could not be read (not UTF-8, a nested value)
+            input_errors = table.column(INPUT_ERROR).to_pylist()
+            table = table.drop_columns([INPUT_ERROR])
         feats = self.featurizer(molecule_rows(table.column(self.smiles_column).cast(pa.string())))
-        errors = feats.column("skip_reason").to_pylist()
+        errors = [e or r for e, r in zip(input_errors, feats.column("skip_reason").to_pylist(), strict=True)]
         ok = np.flatnonzero([e is None for e in errors])
         outputs = self._outputs(feats.take(pa.array(ok, pa.int64()))) if len(ok) else {}
         out = table.append_column("error", pa.array(errors, pa.string()))

@@ -79,7 +79,7 @@ class EpochReport(pl.Callback):
         best = self.state.setdefault("best", {"epoch": None, "value": None})
         if best["epoch"] is None or improved(value, best["value"], select.mode):
             self.state["best"] = {"epoch": record["epoch"], "value": value, "metric": select.metric}
-            self.best_state["weights"] = {k: v.detach().cpu().clone() for k, v in module.net.state_dict().items()}
+            self.best_state["weights"] = module.selected_weights()
         record["best_so_far"] = self.state["best"]["epoch"] == record["epoch"]
 
     def _line(self, record: dict) -> str:
@@ -98,5 +98,7 @@ class EpochReport(pl.Callback):
             optimizer = trainer.optimizers[0] if trainer.optimizers else None
             save_checkpoint(directory, module.net, optimizer, self.state, self.cfg, self.data)
             torch.save(self.best_state["weights"], directory / "best_model.pt")
+            if module.ema is not None:
+                torch.save(module.ema, directory / "ema_model.pt")
 
         report_with_checkpoint(metrics, trainer.global_rank == 0, write)

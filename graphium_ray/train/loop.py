@@ -57,7 +57,8 @@ def quiet_ray_reports() -> None:
 
 
 def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
-    """(run state, optimizer state or None, {"weights": best weights}) from Ray's last checkpoint."""
+    """(run state, optimizer state or None, {"weights": best weights[, "ema": averaged weights]}) from
+    Ray's last checkpoint."""
     ckpt = ray.train.get_checkpoint()
     if ckpt is None:
         return {"epoch": 0, "global_step": 0, "history": []}, None, {}
@@ -66,6 +67,8 @@ def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
         net.load_state_dict(torch.load(d / "model.pt", map_location="cpu", weights_only=True))
         optimizer = torch.load(d / "optimizer.pt", map_location="cpu", weights_only=True) if (d / "optimizer.pt").exists() else None
         best = {"weights": torch.load(d / "best_model.pt", map_location="cpu", weights_only=True)} if (d / "best_model.pt").exists() else {}
+        if (d / "ema_model.pt").exists():  # train.ema_decay: the running average goes on from here
+            best["ema"] = torch.load(d / "ema_model.pt", map_location="cpu", weights_only=True)
         state = json.loads((d / "state.json").read_text())
     state["resumed_from_epoch"] = state["epoch"]
     return state, optimizer, best
@@ -163,6 +166,7 @@ def train_loop_per_worker(config: dict) -> None:
                              step_offset=state["global_step"], compile_net=cfg.train.compile,
                              frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0)  # fmt: skip
     module.optimizer_state = optimizer_state
+    module.ema = best.pop("ema", None)
     started = time.time()
     if not state.get("final") and state["epoch"] < cfg.train.epochs and not state.get("stopped_early"):
         _fit(cfg, data, module, state, best, config, worker)

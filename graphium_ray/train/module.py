@@ -71,6 +71,8 @@ class MultiTaskModule(pl.LightningModule):
         self.val_result: dict | None = None
         self._loss_sum = torch.zeros(())
         self._graphs = 0
+        self.ema: dict[str, torch.Tensor] | None = None  # averaged weights (train.ema_decay), by state-dict name
+        self._raw: dict[str, torch.Tensor] | None = None  # the trained weights while the average is swapped in
 
     @property
     def global_epoch(self) -> int:
@@ -100,6 +102,29 @@ class MultiTaskModule(pl.LightningModule):
         self._graphs += real
         return loss
 
+    def on_train_start(self) -> None:
+        if self.ema is not None:  # restored from a checkpoint on the CPU
+            self.ema = {k: v.to(self.device) for k, v in self.ema.items()}
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        decay = self.train_cfg.ema_decay
+        if decay is None:
+            return
+        state = self.net.state_dict()
+        if self.ema is None:
+            self.ema = {k: v.detach().clone() for k, v in state.items()}
+            return
+        floats = [k for k, v in state.items() if v.is_floating_point()]
+        torch._foreach_lerp_([self.ema[k] for k in floats], [state[k].detach() for k in floats], 1.0 - decay)
+        for k, v in state.items():  # integer buffers (e.g. batch-norm step counts) follow the model
+            if not v.is_floating_point():
+                self.ema[k].copy_(v)
+
+    def selected_weights(self) -> dict[str, torch.Tensor]:
+        """The weights this epoch is judged by (what validation saw): the average under EMA."""
+        source = self.ema if self.ema is not None else self.net.state_dict()
+        return {k: v.detach().cpu().clone() for k, v in source.items()}
+
     def train_loss_sum(self) -> tuple[float, int]:
         """(Σ batch loss · real graphs, real graphs) of this worker's current epoch."""
         return float(self._loss_sum), self._graphs
@@ -107,6 +132,9 @@ class MultiTaskModule(pl.LightningModule):
     # ---------------------------------------------------------------------------- validation
     def on_validation_epoch_start(self) -> None:
         self._val_parts = []
+        if self.ema is not None:  # validate the averaged weights; the trained ones come back after
+            self._raw = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            self.net.load_state_dict(self.ema)
 
     def validation_step(self, batch: GraphBatch, batch_idx: int) -> None:
         self._val_parts.append(collect_batch(self.net, batch))
@@ -119,6 +147,9 @@ class MultiTaskModule(pl.LightningModule):
             "metrics": compute_metrics(self.tasks, self.normalizer, gathered),
         }
         self._val_parts = []
+        if self._raw is not None:
+            self.net.load_state_dict(self._raw)
+            self._raw = None
 
     # ----------------------------------------------------------------------------- optimizer
     def configure_optimizers(self):

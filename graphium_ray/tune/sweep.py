@@ -102,6 +102,9 @@ def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(out)),
         )  # fmt: skip
     results = tuner.fit()
+    if results.num_terminated + results.num_errors < sweep.num_samples:
+        # Ctrl-C / SIGTERM: Tune saved its state and returned early; the CLI says "rerun the same command"
+        raise KeyboardInterrupt(f"sweep interrupted after {results.num_terminated} of {sweep.num_samples} trials")
     return write_results(results, sweep, base_raw, out, str(path))
 
 

@@ -1,0 +1,134 @@
+"""Choose the small-data recipe's defaults on *validation* splits only (never test).
+
+Trains the same network, loss, normalization, schedule and selection as ``graphium-ray train``
+(the :class:`~graphium_ray.train.module.MultiTaskModule` in a one-process Lightning ``Trainer``,
+without Ray Train, so one variant on one split takes seconds), on the fixed splits that
+``vs_chemprop.py`` writes, and reports the selected epoch's validation metric per dataset and seed.
+Ray is used once, to prepare (featurize) each dataset/split through the normal pipeline.
+
+    python platform/bench/recipe_search.py --datasets esol freesolv --seeds 0 1 2 \\
+        --variant base= --variant mpnn=model.layer=mpnn --variant wide=model.hidden_dim=300
+
+Each ``--variant NAME=OVERRIDE[;OVERRIDE...]`` is applied on top of ``sweeps/small_data.yaml``.
+Results are appended to ``<output>/recipe_search.jsonl`` (one line per variant, dataset, seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vs_chemprop import DATASETS, graphium_config  # noqa: E402  (same configs as the benchmark)
+
+
+def val_metric_name(kind: str) -> tuple[str, str]:
+    return ("auroc", "max") if kind == "binary" else ("mae", "min")
+
+
+def train_one(cfg, prepared, threads: int) -> dict:
+    """Fit in one process; returns the selected epoch and its validation loss / mean metric."""
+    import lightning.pytorch as pl
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import torch
+
+    from graphium_ray.data.collate import GraphCollate
+    from graphium_ray.tasks import TaskSpec
+    from graphium_ray.train.checkpoint import build_model
+    from graphium_ray.train.loop import seed_everything
+    from graphium_ray.train.module import MultiTaskModule
+    from graphium_ray.train.selection import metric_value
+
+    torch.set_num_threads(threads)
+    data = prepared.manifest
+    table = pq.read_table(prepared.featurized_dir)
+    split = {s: table.filter(pc.equal(table["split"], s)) for s in ("train", "val")}
+    collate = GraphCollate(data["label_widths"], data["bond_dim"])
+    batch_size = cfg.train.batch_size
+    seed_everything(cfg.train.seed)
+    net = build_model(cfg, data)
+    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    steps = -(-split["train"].num_rows // batch_size)
+    module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps)
+
+    class Train:
+        def __iter__(self):
+            order = np.random.default_rng([cfg.train.seed, module.global_epoch]).permutation(split["train"].num_rows)
+            for start in range(0, len(order), batch_size):
+                yield collate(split["train"].take(pa.array(order[start:start + batch_size])))
+
+    class Val:  # a re-iterable, not a list (Lightning reads a list as several dataloaders)
+        batches = [collate(split["val"].slice(i, 256)) for i in range(0, split["val"].num_rows, 256)]
+
+        def __iter__(self):
+            return iter(self.batches)
+
+    history = []
+
+    class Record(pl.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            r = pl_module.val_result
+            history.append({"epoch": pl_module.current_epoch + 1, "val_loss": r["loss"], "val": r["metrics"]})
+
+    trainer = pl.Trainer(max_epochs=cfg.train.epochs, accelerator="cpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, gradient_clip_val=cfg.train.grad_clip, callbacks=[Record()],
+                         precision=cfg.train.precision)  # fmt: skip
+    trainer.fit(module, train_dataloaders=Train(), val_dataloaders=Val())
+    sel = cfg.train.select
+    values = np.array([np.nan if (v := metric_value(h, sel.metric)) is None else v for h in history])
+    best = int(np.nanargmin(values) if sel.mode == "min" else np.nanargmax(values))
+    return {**history[best], "last": history[-1]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--output", default=str(ROOT / "runs" / "vs_chemprop"))
+    p.add_argument("--datasets", nargs="+", default=["bbbp", "esol", "freesolv", "lipophilicity"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variant", action="append", required=True, help="NAME=override[;override...]")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    import ray
+
+    from graphium_ray.config import apply_overrides, validate
+    from graphium_ray.data.prepare import prepare
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    out = Path(args.output)
+    log = out / "recipe_search.jsonl"
+    for variant in args.variant:
+        name, _, spec = variant.partition("=")
+        overrides = [o for o in spec.split(";") if o]
+        for dataset in args.datasets:
+            metric, _ = val_metric_name(DATASETS[dataset]["kind"])
+            for seed in args.seeds:
+                cfg = validate(apply_overrides(graphium_config(dataset, seed, out, None), overrides), dataset)
+                prepared = prepare(cfg.data)
+                started = time.time()
+                best = train_one(cfg, prepared, args.threads)
+                task_metrics = [m[metric] for m in best["val"].values() if metric in m]
+                last_metrics = [m[metric] for m in best["last"]["val"].values() if metric in m]
+                row = {"variant": name, "overrides": overrides, "dataset": dataset, "seed": seed,
+                       "epoch": best["epoch"], "val_loss": best["val_loss"], f"val_{metric}": float(np.mean(task_metrics)),
+                       f"last_val_{metric}": float(np.mean(last_metrics)), "last_val_loss": best["last"]["val_loss"],
+                       "seconds": round(time.time() - started, 1)}  # fmt: skip
+                with open(log, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
