@@ -113,7 +113,7 @@ def init_ray(num_cpus: int | None) -> None:
 
 
 def _run_dir(cfg: RunConfig, output: str | None) -> Path:
-    path = Path(output) if output else Path("runs") / cfg.name
+    path = (Path(output) if output else Path("runs") / cfg.name).resolve()  # printed: say exactly where
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write_test"

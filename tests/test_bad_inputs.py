@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,6 +17,8 @@ import pytest
 import yaml
 
 from graphium_ray import cli
+from graphium_ray.config import ConfigError
+from graphium_ray.errors import exit_code, one_line
 
 GOOD = ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "CCCl"]
 
@@ -25,6 +29,17 @@ def write_config(tmp_path: Path, data_path: Path, cache: Path | None = None) -> 
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+@pytest.fixture(autouse=True)
+def reopen_log_streams():
+    """The CLI runs in this process: loggers set up during one test (the root logger, RDKit's, Ray
+    Data's) hold that test's captured stderr, closed afterwards; point them at the live stderr."""
+    yield
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                handler.stream = sys.stderr  # not setStream(): it flushes the closed one
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, list[str], str]:
@@ -140,11 +155,24 @@ def test_predict_reports_a_non_utf8_row_and_predicts_the_rest(ray_cluster, train
     assert "not valid UTF-8" in table["error"][1]
 
 
-def test_unexpected_failure_is_one_line_with_the_debug_hint(tmp_path, capsys):
-    # a config that is not YAML at all: a user error, one line
+def test_debug_flag_shows_the_traceback(tmp_path, capsys):
     bad = tmp_path / "cfg.yaml"
-    bad.write_text("data: [unclosed\n")
+    bad.write_text("data: [unclosed\n")  # not YAML: a user error, one line
     code, errors, err = run_cli(["prepare", str(bad)], capsys)
     assert code == 2 and len(errors) == 1 and "Traceback" not in err
-    with pytest.raises(Exception):  # --debug: the traceback is the user's
+    with pytest.raises(ConfigError):  # --debug: the exception itself, traceback and all
         cli.main(["--debug", "prepare", str(bad)])
+
+
+def test_errors_raised_inside_ray_tasks_are_unwrapped_to_their_cause(ray_cluster):
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def fails(kind: str):
+        raise (ValueError("bad label in row 7") if kind == "user" else ZeroDivisionError("division by zero"))
+
+    for kind, expected, code in (("user", "bad label in row 7", 2), ("bug", "ZeroDivisionError: division by zero", 1)):
+        with pytest.raises(ray.exceptions.RayTaskError) as info:
+            ray.get(fails.remote(kind))
+        assert one_line(info.value) == expected and exit_code(info.value) == code
+

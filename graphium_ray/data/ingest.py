@@ -26,8 +26,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
-from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
 from graphium_ray.data.cells import item_list_cells, scalar_cells
+from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
 from graphium_ray.data.sources import iter_batches
 from graphium_ray.tasks import TaskSpec
 

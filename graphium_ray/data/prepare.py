@@ -24,6 +24,7 @@ import ray
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
+from graphium_ray.data.cells import scalar_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
@@ -36,7 +37,6 @@ from graphium_ray.data.ingest import (
 )
 from graphium_ray.data.reader import read_parquet_files
 from graphium_ray.data.scaffold import scaffold_split
-from graphium_ray.data.cells import scalar_cells
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, reduce_stats
