@@ -1,0 +1,101 @@
+"""Run by tests/test_node_loss.py in its own process (a driver joins one Ray cluster per process):
+a multi-node cluster on this machine (``ray.cluster_utils.Cluster``: a head and two 1-CPU worker
+nodes), then ``train`` or ``prepare`` while a whole worker node is removed mid-run and a fresh one
+joins. Writes ``result.json`` in WORKDIR.
+
+    python tests/node_loss_run.py WORKDIR train|prepare
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+
+
+def node_of(class_fragment: str, address: str, exclude: str) -> str | None:
+    """The node id of a live actor whose class name contains ``class_fragment`` (not on ``exclude``)."""
+    from ray.util.state import list_actors
+
+    for actor in list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000):
+        if class_fragment in (actor.class_name or "") and actor.node_id and actor.node_id != exclude:
+            return actor.node_id
+    return None
+
+
+def remove_node_when(cluster, nodes: list, class_fragment: str, ready, head_id: str, timeout: float = 300.0) -> str:
+    """Once ``ready()``, remove the worker node that hosts a ``class_fragment`` actor; add a fresh one."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ready():
+            target = node_of(class_fragment, cluster.gcs_address, head_id)
+            victim = next((n for n in nodes if n.node_id == target), None)
+            if victim is not None:
+                cluster.remove_node(victim, allow_graceful=False)  # the node dies: raylet and its workers
+                nodes.remove(victim)
+                nodes.append(cluster.add_node(num_cpus=1))
+                return target
+        time.sleep(0.5)
+    raise RuntimeError(f"no {class_fragment} on a worker node within {timeout}s")
+
+
+def main() -> None:
+    work, mode = Path(sys.argv[1]), sys.argv[2]
+    import pyarrow.parquet as pq
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from graphium_ray.cli import local_cluster_options
+    from graphium_ray.config import validate
+    from graphium_ray.data.builtin import QM9_PROPERTIES, qm9_sample
+    from graphium_ray.data.prepare import prepare
+    from graphium_ray.train.driver import run_training
+
+    dash = local_cluster_options(1)
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+        "dashboard_port": dash["dashboard_port"]})  # fmt: skip
+    os.environ["RAY_API_SERVER_ADDRESS"] = dash["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
+    nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    ray.init(address=cluster.address, runtime_env=dash["runtime_env"], log_to_driver=False)
+    head_id = ray.get_runtime_context().get_node_id()
+    rows = 3000 if mode == "prepare" else 600
+    table = qm9_sample(rows, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
+    pq.write_table(table, work / "qm9.parquet")
+    cfg = validate({"name": "nodeloss",
+                    "data": {"cache_dir": str(work / "cache"), "num_shards": 4, "batch_rows": 64,
+                             "datasets": [{"name": "qm9", "path": str(work / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
+                    "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
+                    "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,
+                              "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
+    result: dict = {}
+    if mode == "prepare":
+        thread = threading.Thread(target=lambda: result.update(manifest=prepare(cfg.data).manifest))
+        thread.start()
+        result["removed_node"] = remove_node_when(
+            cluster, nodes, "MapWorker", lambda: next((work / "cache").glob("*/keyed/_SUCCESS"), None) is not None, head_id)
+        thread.join(timeout=600)
+        feats = pq.read_table(next((work / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
+        result["featurized_keys"], result["unique_keys"] = len(feats), len(set(feats.to_pylist()))
+    else:
+        prepared = prepare(cfg.data)
+        run = work / "run"
+        thread = threading.Thread(target=lambda: result.update(metrics=run_training(cfg, prepared, run)))
+        thread.start()
+        checkpoints = run / "ray" / "train"
+        result["removed_node"] = remove_node_when(
+            cluster, nodes, "RayTrainWorker", lambda: len(list(checkpoints.glob("checkpoint_*"))) >= 2, head_id)
+        thread.join(timeout=600)
+    (work / "result.json").write_text(json.dumps(result, default=str))
+    ray.shutdown()
+    cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main()
