@@ -163,7 +163,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    layer: Literal["gcn", "gin", "gine", "gated_gcn", "mpnn", "gps"] = "gine"
+    layer: Literal["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"] = "gine"
     hidden_dim: int = Field(default=64, ge=1)
     num_layers: int = Field(default=4, ge=1)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)

@@ -91,6 +91,26 @@ def test_mpnn_plus_matches_explicit_loops():
     torch.testing.assert_close(e_out, torch.stack(msgs), atol=1e-5, rtol=1e-5)
 
 
+def test_dmpnn_matches_explicit_loops_without_backflow():
+    """Every edge u→v: the sum of the states of edges into u, except the one coming back from v
+    (found by its endpoints, not by the layer's pairing rule)."""
+    from graphium_ray.nn.dmpnn import DMPNNLayer
+
+    layer = DMPNNLayer(D)
+    e = torch.randn(EDGES.shape[1], D)
+    out, e_out = layer(X, EDGES, e)
+    pairs = [(int(a), int(b)) for a, b in EDGES.t()]
+    with torch.no_grad():
+        expected_e = []
+        for u, v in pairs:
+            message = sum((e[j] for j, (a, b) in enumerate(pairs) if b == u and a != v), torch.zeros(D))
+            expected_e.append(layer.edge_lin(torch.cat([X[u], message])))
+        torch.testing.assert_close(e_out, torch.stack(expected_e), atol=1e-5, rtol=1e-5)
+        for i in range(N):
+            into = sum((expected_e[k] for k, (_, b) in enumerate(pairs) if b == i), torch.zeros(D))
+            torch.testing.assert_close(out[i], layer.node_lin(torch.cat([X[i], into])), atol=1e-5, rtol=1e-5)
+
+
 def test_gps_attention_stays_within_each_graph():
     from graphium_ray.nn.gps import GPSLayer
 
@@ -106,7 +126,7 @@ def test_gps_attention_stays_within_each_graph():
     assert full.shape == (N, D) and torch.isfinite(full).all()
 
 
-@pytest.mark.parametrize("kind", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "gps"])
+@pytest.mark.parametrize("kind", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"])
 @pytest.mark.parametrize("virtual_node", [False, True])
 def test_every_layer_runs_in_the_network_with_all_levels(kind, virtual_node):
     from graphium_ray.batch import GraphBatch

@@ -45,7 +45,7 @@ def _model(layer: str, lap: int = 3, **kw) -> MultiTaskGNN:
     return MultiTaskGNN(cfg, 84, 13, TASKS, lap, 4)
 
 
-@pytest.mark.parametrize("layer", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "gps"])
+@pytest.mark.parametrize("layer", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"])
 def test_padded_batch_predicts_the_same_for_real_graphs(rows, layer):
     batch = rows_to_batch(rows, WIDTHS, 13)
     shape = StaticShape(graphs=batch.num_graphs + 5, nodes=batch.num_nodes + 17, edges=batch.edge_index.shape[1] + 9)

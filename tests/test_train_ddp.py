@@ -14,9 +14,9 @@ import yaml
 
 from graphium_ray.config import validate
 
-LAYER_CONFIGS = [  # all six layers; virtual node, batch norm, PE concat, edge updates (gated_gcn, mpnn) on/off
+LAYER_CONFIGS = [  # all seven layers; virtual node, batch norm, PE concat, edge updates (gated_gcn, mpnn) on/off
     {"layer": "gcn"}, {"layer": "gin", "pe_combine": "concat"}, {"layer": "gine", "virtual_node": True, "norm": "batch"},
-    {"layer": "gated_gcn", "residual": False}, {"layer": "mpnn"}, {"layer": "gps", "virtual_node": True},
+    {"layer": "gated_gcn", "residual": False}, {"layer": "mpnn"}, {"layer": "dmpnn"}, {"layer": "gps", "virtual_node": True},
 ]  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from graphium_ray.nn.dmpnn import DMPNNLayer
 from graphium_ray.nn.gated_gcn import GatedGCNLayer
 from graphium_ray.nn.gcn import GCNLayer
 from graphium_ray.nn.gin import GINLayer
@@ -41,6 +42,8 @@ def make_layer(kind: str, dim: int, heads: int = 4, dropout: float = 0.0) -> nn.
         return GatedGCNLayer(dim)
     if kind == "mpnn":
         return MPNNPlusLayer(dim)
+    if kind == "dmpnn":
+        return DMPNNLayer(dim)
     if kind == "gps":
         return GPSLayer(dim, heads, dropout)
     raise ValueError(f"unknown layer '{kind}'")

@@ -59,7 +59,7 @@ class VirtualNode(nn.Module):
         return x_ND + vn_GD[batch.batch], vn_GD
 
 
-EDGE_READING_LAYERS = {"gine", "gated_gcn", "mpnn", "gps"}
+EDGE_READING_LAYERS = {"gine", "gated_gcn", "mpnn", "dmpnn", "gps"}
 
 
 class MultiTaskGNN(nn.Module):
