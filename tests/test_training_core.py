@@ -147,6 +147,46 @@ def test_lightning_module_trains_and_validates_in_real_units(precision):
                                                          for i in range(b.num_graphs)])  # fmt: skip
 
 
+def test_ema_averages_every_step_and_validation_sees_the_average():
+    """train.ema_decay: w̄ ← d·w̄ + (1−d)·w after each optimizer step (checked against the trained
+    weights recorded step by step); validation runs on w̄ and training continues from w."""
+    batches, tasks, data = _module_batches()
+    torch.manual_seed(0)
+    decay = 0.8
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16),
+                    train=TrainConfig(epochs=2, lr=3e-3, ema_decay=decay))  # fmt: skip
+    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    snapshots, seen_by_validation, after_validation = [], [], []
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            snapshots.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+        def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+            seen_by_validation.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+        def on_train_epoch_end(self, trainer, module):
+            after_validation.append({k: v.detach().clone() for k, v in module.net.state_dict().items()})
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=cfg.train.epochs, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, callbacks=[Record()])  # fmt: skip
+    loader = Batches(batches)
+    trainer.fit(module, train_dataloaders=loader, val_dataloaders=Batches(batches[:1]))
+    expected = dict(snapshots[0])  # the callback runs after the module's hook: the first step starts the average
+    for snap in snapshots[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * v if v.is_floating_point() else v for k, v in snap.items()}
+    name = next(k for k in expected if k.startswith("heads.") and k.endswith("weight"))
+    for k in expected:
+        torch.testing.assert_close(module.ema[k], expected[k], atol=1e-6, rtol=1e-5)
+    last_val = seen_by_validation[-1]
+    torch.testing.assert_close(last_val[name], module.ema[name])  # validation saw the average
+    assert not torch.equal(after_validation[-1][name], module.ema[name])  # training weights came back
+    torch.testing.assert_close(after_validation[-1][name], snapshots[-1][name])
+    assert torch.equal(module.selected_weights()[name], module.ema[name].cpu())
+
+
 def test_run_checks_refuse_bad_selection_and_warn_on_few_steps(tmp_path, caplog):
     from graphium_ray.train.driver import check_run
 

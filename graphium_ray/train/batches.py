@@ -100,15 +100,26 @@ class TrainBatches:
 
 
 class EvalBatches:
-    """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped)."""
+    """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped).
 
-    def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int]):
-        self.shard, self.batch_rows = shard, batch_rows
+    ``keep``: collate the split once and keep the batches (a split that fits ``train.in_memory_mb``:
+    no Ray Data execution per validation pass)."""
+
+    def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int],
+                 keep: bool = False):  # fmt: skip
+        self.shard, self.batch_rows, self.keep = shard, batch_rows, keep
         self.collate = GraphCollate(widths, bond_dim, worker=worker)
+        self._kept: list[GraphBatch] | None = None
 
     def __iter__(self) -> Iterator[GraphBatch]:
+        if self._kept is not None:
+            return iter(self._kept)
         batches = self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
-        return (b for b in batches if b is not None)
+        mine = (b for b in batches if b is not None)
+        if not self.keep:
+            return mine
+        self._kept = list(mine)
+        return iter(self._kept)
 
 
 class TensorDictBatches:

@@ -126,8 +126,10 @@ def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best:
     train = _train_batches(cfg, data, module, worker, device)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
+    splits = data["splits"]
+    val_bytes = data["train_bytes"] * splits.get("val", 0) / max(1, splits.get("train", 0))  # same per-row size
     val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data["label_widths"],
-                      data["bond_dim"], worker)  # fmt: skip
+                      data["bond_dim"], worker, keep=val_bytes <= cfg.train.in_memory_mb * 2**20)  # fmt: skip
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
         loggers.close()
