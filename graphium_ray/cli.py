@@ -109,7 +109,7 @@ def init_ray(num_cpus: int | None) -> None:
     else:
         options = local_cluster_options(num_cpus)
         os.environ["RAY_API_SERVER_ADDRESS"] = options["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
-        ray.init(**options, log_to_driver=True)
+        ray.init(address="local", **options, log_to_driver=True)  # a new cluster, never another job's
 
 
 def _run_dir(cfg: RunConfig, output: str | None) -> Path:

@@ -49,7 +49,12 @@ def one_line(err: BaseException) -> str:
     """The cause's message on one line; the exception type is named when it is not a user error."""
     cause = root_cause(err)
     lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-    text = lines[0] if lines else ""
+    # a user error may list several problems (one per line): all of them, on one line;
+    # anything else: its first line (the rest is usually a traceback or a dump)
+    if isinstance(cause, USER_ERRORS) and len(lines) > 1:
+        text = lines[0].rstrip(":") + ": " + "; ".join(lines[1:])
+    else:
+        text = lines[0] if lines else ""
     if isinstance(cause, OSError) and cause.strerror:
         text = f"{cause.filename}: {cause.strerror}" if cause.filename else cause.strerror
     if not isinstance(cause, USER_ERRORS):

@@ -41,7 +41,7 @@ def remove_node_when(cluster, nodes: list, class_fragment: str, ready, head_id: 
                 nodes.remove(victim)
                 nodes.append(cluster.add_node(num_cpus=1))
                 return target
-        time.sleep(0.5)
+        time.sleep(0.2)
     raise RuntimeError(f"no {class_fragment} on a worker node within {timeout}s")
 
 
@@ -78,8 +78,8 @@ def main() -> None:
     if mode == "prepare":
         thread = threading.Thread(target=lambda: result.update(manifest=prepare(cfg.data).manifest))
         thread.start()
-        result["removed_node"] = remove_node_when(
-            cluster, nodes, "MapWorker", lambda: next((work / "cache").glob("*/keyed/_SUCCESS"), None) is not None, head_id)
+        # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
+        result["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)
         thread.join(timeout=600)
         feats = pq.read_table(next((work / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
         result["featurized_keys"], result["unique_keys"] = len(feats), len(set(feats.to_pylist()))

@@ -55,6 +55,31 @@ def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, cap
     assert best_cfg["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
 
 
+def test_interrupted_sweep_exits_non_zero_and_says_rerun(sweep_files, tmp_path):
+    """Ctrl-C (SIGINT) once the first trial runs: Tune saves its state and returns early; the CLI
+    must not report success (it used to exit 0 and print Ray's `Tuner.restore(...)` hint)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    proc = subprocess.Popen([sys.executable, "-m", "graphium_ray.cli", "sweep", str(sweep_files / "sweep.yaml"),
+                             "--output", str(out), "--num-cpus", "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 300
+    while not list((out / "trials").glob("*/")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the sweep ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert any(ln.startswith("interrupted: rerun the same command") for ln in err.splitlines()), err[-2000:]
+    assert not (out / "best_params.json").exists()
+
+
 def test_from_sweep_trains_a_wider_model_with_the_best_hyperparameters(ray_cluster, sweep_files):
     """A plain config (standard parametrization) + --from-sweep of a µP sweep + a 4x width: the run
     carries µP and the base width from the sweep and learns (its predictions are not a constant)."""
