@@ -58,8 +58,10 @@ def main() -> None:
     from graphium_ray.train.driver import run_training
 
     dash = local_cluster_options(1)
+    # prepare: no CPU on the head, so every featurization actor runs on a worker node that can be
+    # lost; train: one head CPU for the per-epoch data streaming, the two training workers on workers
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+        "num_cpus": 0 if mode == "prepare" else 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
         "dashboard_port": dash["dashboard_port"]})  # fmt: skip
     os.environ["RAY_API_SERVER_ADDRESS"] = dash["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
