@@ -25,8 +25,7 @@ def test_mup_transfer_bench_runs(tmp_path):
     assert set(result["best_lr"]) == {"sp", "mup"} and (tmp_path / "mup_transfer.png").stat().st_size > 0
 
 
-def _run_in_process(script: str, args: list[str], capsys) -> dict:
-    """Run a benchmark script's main() in this process (on the session's Ray cluster) → its JSON."""
+def _run_script_main(script: str, args: list[str]) -> None:
     import runpy
 
     argv = sys.argv
@@ -35,6 +34,11 @@ def _run_in_process(script: str, args: list[str], capsys) -> dict:
         runpy.run_path(str(ROOT / "platform/bench" / script), run_name="__main__")
     finally:
         sys.argv = argv
+
+
+def _run_in_process(script: str, args: list[str], capsys) -> dict:
+    """Run a benchmark script's main() in this process (on the session's Ray cluster) → its JSON."""
+    _run_script_main(script, args)
     out = capsys.readouterr().out
     return json.loads(out[out.index("{\n") :])
 
@@ -88,3 +92,14 @@ def test_featurize_profile_runs():
                           "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     result = json.loads(out.stdout)
     assert result["molecules"] == 40 and result["mols_to_graphs"] > 0
+
+
+@needs_shared_data
+def test_recipe_search_reports_validation_only(ray_cluster, tmp_path):
+    """One tiny variant on FreeSolv's scaffold split 0: a validation metric of the selected epoch,
+    written to recipe_search.jsonl; nothing about the test split."""
+    _run_script_main("recipe_search.py", ["--output", str(tmp_path), "--datasets", "freesolv", "--seeds", "0",
+                                          "--variant", "tiny=train.epochs=2;model.hidden_dim=16"])  # fmt: skip
+    (row,) = [json.loads(line) for line in (tmp_path / "recipe_search.jsonl").read_text().splitlines()]
+    assert row["variant"] == "tiny" and row["epoch"] in (1, 2) and row["val_mae"] > 0
+    assert not any("test" in key for key in row)

@@ -106,7 +106,8 @@ def main() -> None:
     from graphium_ray.config import apply_overrides, validate
     from graphium_ray.data.prepare import prepare
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if not ray.is_initialized():  # (a test runs this on its session's cluster)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     out = Path(args.output)
     log = out / "recipe_search.jsonl"
     for variant in args.variant:
