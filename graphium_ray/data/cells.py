@@ -20,10 +20,6 @@ def _is_bytes(t: pa.DataType) -> bool:
     return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t)
 
 
-def _is_nested(t: pa.DataType) -> bool:
-    return pa.types.is_nested(t)
-
-
 def decode_text(col: pa.Array, name: str, errors: dict[int, str]) -> pa.Array:
     """Bytes → UTF-8 strings; a cell that is not valid UTF-8 becomes null and ``errors[row]`` says why."""
     try:
@@ -51,7 +47,7 @@ def scalar_cells(col: pa.Array, name: str, errors: dict[int, str]) -> pa.Array:
         col = col.combine_chunks()
     if _is_bytes(col.type):
         return decode_text(col, name, errors)
-    if _is_nested(col.type):
+    if pa.types.is_nested(col.type):
         for i in range(len(col)):
             if col[i].is_valid:
                 errors.setdefault(i, f"field '{name}': a {col.type} value where one value belongs")

@@ -58,10 +58,11 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
         for display in paths:
             local = localize(display, download_dir)
             fmt = file_format(local, ds.format)
-            header = read_header(local, fmt, f"{display} (datasets.{ds.name})")
-            found = dataset_tasks(ds, header, f"{display} (datasets.{ds.name})")
+            where_file = f"{display} (datasets.{ds.name})"
+            header = read_header(local, fmt, where_file)
+            found = dataset_tasks(ds, header, where_file)
             if ds_tasks is not None and [t.column for t in found] != [t.column for t in ds_tasks]:
-                raise ConfigError(f"{display} (datasets.{ds.name}): label columns differ from the dataset's first file")
+                raise ConfigError(f"{where_file}: label columns differ from the dataset's first file")
             ds_tasks = found
             fingerprints[display] = fingerprint(local)
             cols = {lvl: tuple(t.column for t in found if t.level == lvl) for lvl in ("graph", "node", "edge")}
@@ -296,16 +297,15 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     sources, tasks, fingerprints = resolve_sources(cfg)
     key = cache_key(cfg, fingerprints, tasks)
     root = Path(cfg.cache_dir).resolve() / key
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root} ({err.strerror})") from None
     if force:
         shutil.rmtree(root, ignore_errors=True)
     if (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
         return _usable(PreparedData.load(root), sources)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root} ({err.strerror})") from None
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
     _ingest(sources, cfg, keyed)
