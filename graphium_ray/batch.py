@@ -18,6 +18,7 @@ class GraphBatch:
     mol_keys: molecule keys (canonical SMILES) of the G graphs, for per-molecule outputs.
     pe: positional encodings per node, e.g. ``lap_vec`` (N, k), ``lap_val`` (N, k), ``rw`` (N, k).
     y: labels per level: ``graph`` (G, T_g), ``node`` (N, T_n), ``edge`` (E, T_e); NaN = missing.
+    mol_feat: (G, D) molecule-level input features (``featurizer.molecule``; NaN = undefined), or None.
     graph_mask (G,) / node_mask (N,): False for padding in static-shape batches.
     """
 
@@ -31,6 +32,7 @@ class GraphBatch:
     graph_mask: torch.Tensor | None = None
     node_mask: torch.Tensor | None = None
     mol_keys: list[str] | None = None  # the molecule key of each graph, when the reader kept it
+    mol_feat: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, **_: object) -> GraphBatch:
         moved = {}
@@ -54,6 +56,8 @@ class GraphBatch:
         if self.graph_mask is None or self.node_mask is None:
             raise ValueError("as_tensors() needs a static-shape batch (train.static_shapes)")
         out = {f: getattr(self, f) for f in ("x", "edge_index", "edge_attr", "batch", "graph_mask", "node_mask")}
+        if self.mol_feat is not None:
+            out["mol_feat"] = self.mol_feat
         out.update({f"pe/{k}": v for k, v in self.pe.items()})
         out.update({f"y/{k}": v for k, v in self.y.items()})
         return out

@@ -51,6 +51,7 @@ def collate_arrays(batch, widths: dict[str, int], bond_dim: int) -> GraphBatch:
         for lvl, w in widths.items()
         if w
     }
+    mol_feat = torch.from_numpy(_flat(batch["mol_feat"], np.float32).reshape(n_graphs, -1)) if "mol_feat" in names else None
     keys = batch.column("mol_key").to_pylist() if isinstance(batch, pa.Table) and "mol_key" in names else None
     return GraphBatch(
         mol_keys=keys,
@@ -61,6 +62,7 @@ def collate_arrays(batch, widths: dict[str, int], bond_dim: int) -> GraphBatch:
         num_graphs=n_graphs,
         pe=pe,
         y=y,
+        mol_feat=mol_feat,
     )
 
 

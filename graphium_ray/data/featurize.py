@@ -11,6 +11,7 @@ edge_attr      E × F_bond float32
 lap_vec        N × k float32 (Laplacian eigenvectors), if enabled
 lap_val        N × k float32 (eigenvalues of the atom's component), if enabled
 rw             N × k float32 (random-walk return probabilities), if enabled
+mol_feat       D float32 molecule-level features (featurizer.molecule), if enabled; NaN = undefined
 y_graph        T_graph float32 (NaN = missing)
 y_node         N × T_node float32
 y_edge         E × T_edge float32 (a bond's labels on both of its directed edges)
@@ -23,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from graphium_ray.chem.descriptors import molecule_feature_names, molecule_features
 from graphium_ray.chem.graph import ParseError, mols_to_graphs, no_cyclic_gc, parse_smiles
 from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
@@ -30,7 +32,7 @@ from graphium_ray.config import FeaturizerConfig
 _F32 = pa.list_(pa.float32())
 
 
-def featurized_schema(pe_lap: bool, pe_rw: bool) -> pa.Schema:
+def featurized_schema(pe_lap: bool, pe_rw: bool, mol_feat: bool = False) -> pa.Schema:
     fields = [
         ("mol_key", pa.string()), ("split", pa.string()), ("sources", pa.string()),
         ("num_nodes", pa.int32()), ("num_edges", pa.int32()),
@@ -38,6 +40,7 @@ def featurized_schema(pe_lap: bool, pe_rw: bool) -> pa.Schema:
     ]  # fmt: skip
     fields += [("lap_vec", _F32), ("lap_val", _F32)] if pe_lap else []
     fields += [("rw", _F32)] if pe_rw else []
+    fields += [("mol_feat", _F32)] if mol_feat else []
     fields += [("y_graph", _F32), ("y_node", _F32), ("y_edge", _F32), ("skip_reason", pa.string())]
     return pa.schema(fields)
 
@@ -74,7 +77,9 @@ class Featurizer:
         self.t_node = num_node_tasks
         self.t_edge = num_edge_tasks
         pe = cfg.positional_encodings
-        self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0)
+        self.mol_sets = list(cfg.molecule)
+        self.mol_dim = len(molecule_feature_names(self.mol_sets))
+        self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0, bool(self.mol_sets))
         self.features = (list(cfg.atom_onehot), list(cfg.atom_float), list(cfg.bond))
 
     def __call__(self, table: pa.Table) -> pa.Table:
@@ -110,6 +115,11 @@ class Featurizer:
         cols["y_edge"] = _list_column(y_edge[edge_keep], num_edges * self.t_edge, pa.float32())
         cols["skip_reason"] = pa.array(reasons, pa.string())
         cols.update(self._pes(edge_index, num_nodes, num_edges, ok_rows))
+        if self.mol_sets:
+            kept = [m for m, k in zip(mols, keep, strict=True) if k]
+            lengths = np.zeros(n, np.int64)
+            lengths[ok_rows] = self.mol_dim
+            cols["mol_feat"] = _list_column(molecule_features(kept, self.mol_sets), lengths, pa.float32())
         return pa.table({name: cols[name].cast(self.schema.field(name).type) for name in self.schema.names})
 
     def _item_labels(self, table: pa.Table, ok: list[int], g, reasons: list) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import ray
 
+from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
@@ -39,7 +40,7 @@ from graphium_ray.data.reader import read_parquet_files
 from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
-from graphium_ray.data.stats import PartialStats, reduce_stats
+from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
 from graphium_ray.tasks import TaskSpec, dataset_tasks
 
 log = logging.getLogger(__name__)
@@ -212,14 +213,16 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     ds.write_parquet(str(feat_dir), partition_cols=["shard"], ray_remote_args={"num_cpus": READ_CPUS})
 
 
-def _label_stats(feat_dir: Path, layout: LabelLayout) -> dict:
+def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict:
     files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
     if not files:
-        return reduce_stats([], layout.widths)
-    ds = read_parquet_files(files, columns=["split", "skip_reason", "y_graph", "y_node", "y_edge"])
-    partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths}, batch_format="pyarrow",
-                              compute=ray.data.ActorPoolStrategy(size=1), num_cpus=READ_CPUS).take_all()  # fmt: skip
-    return reduce_stats(partials, layout.widths)
+        return reduce_stats([], layout.widths, mol_feat_dim)
+    columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
+    ds = read_parquet_files(files, columns=columns)
+    partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
+                              batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1),
+                              num_cpus=READ_CPUS).take_all()  # fmt: skip
+    return reduce_stats(partials, layout.widths, mol_feat_dim)
 
 
 def _write_skipped(root: Path, keyed_dir: Path, mol_dir: Path, feat_dir: Path) -> dict[str, int]:
@@ -316,8 +319,10 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     if cfg.on_conflict == "error" and duplicates["conflicts"]:
         raise ConfigError(f"{sum(duplicates['conflicts'].values())} conflicting duplicate labels "
                           f"(data.on_conflict=error); see {duplicates['report']}")  # fmt: skip
-    stats = _label_stats(feats, layout)
+    mol_names = molecule_feature_names(list(cfg.featurizer.molecule))
+    stats = _label_stats(feats, layout, len(mol_names))
     rows = stats.pop("rows")
+    mol_stats = stats.pop("mol_feat", None)
     manifest = {
         "cache_key": key,
         "sources": fingerprints,
@@ -333,6 +338,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         "atom_dim": atom_feature_dim(list(cfg.featurizer.atom_onehot), list(cfg.featurizer.atom_float)),
         "bond_dim": bond_feature_dim(list(cfg.featurizer.bond)),
         "label_stats": stats,
+        "molecule_features": molecule_feature_stats(mol_names, mol_stats),
         "prepare_seconds": round(time.time() - started, 2),
     }
     manifest["rows_in"] = {**{ds.name: 0 for ds in cfg.datasets}, **manifest["rows_in"]}

@@ -50,6 +50,11 @@ def pe_widths(featurizer: dict) -> dict[str, int]:
     return {**({"lap_vec": lap, "lap_val": lap} if lap else {}), **({"rw": rw} if rw else {})}
 
 
+def mol_feat_dim(data: dict) -> int:
+    """Width of the molecule-level input features of a prepared manifest (0 when none)."""
+    return len(data.get("molecule_features", {}).get("names", []))
+
+
 class GraphTooLargeError(ValueError):
     """One molecule alone exceeds the static batch budget."""
 
@@ -76,6 +81,7 @@ def pad_batch(batch: GraphBatch, shape: StaticShape) -> GraphBatch:
         num_graphs=shape.graphs,
         pe={k: _pad_rows(v, pad_n) for k, v in batch.pe.items()},
         y=y,
+        mol_feat=None if batch.mol_feat is None else _pad_rows(batch.mol_feat, shape.graphs - g),
         graph_mask=torch.arange(shape.graphs) < g,
         node_mask=torch.arange(shape.nodes) < n,
     )
@@ -127,7 +133,7 @@ class StaticBatcher:
     def _pad(self, rows: pa.Table) -> GraphBatch:
         return pad_batch(collate_arrays(rows, self.widths, self.bond_dim), self.shape)
 
-    def empty(self, atom_dim: int, pe_widths: dict[str, int]) -> GraphBatch:
+    def empty(self, atom_dim: int, pe_widths: dict[str, int], mol_feat_dim: int = 0) -> GraphBatch:
         """A batch of padding only (no real graph): what a data-parallel worker whose data ran out
         feeds while the others finish, so every worker takes the same number of steps."""
         level_rows = {"graph": 0, "node": 0, "edge": 0}
@@ -139,5 +145,6 @@ class StaticBatcher:
             num_graphs=0,
             pe={k: torch.zeros((0, w)) for k, w in pe_widths.items()},
             y={lvl: torch.zeros((level_rows[lvl], w)) for lvl, w in self.widths.items() if w},
+            mol_feat=torch.zeros((0, mol_feat_dim)) if mol_feat_dim else None,
         )
         return pad_batch(empty, self.shape)

@@ -1,8 +1,10 @@
 """Label statistics of the train split, as a Ray Data map-reduce.
 
 Map: each batch → row counts per split (and skipped), and over the train split's non-NaN labels
-per task and level the partial sums (count, Σy, Σy², positives) in float64. Reduce: sum of partials → mean and population std per task. Used for label
-normalization (regression) and reported in the manifest.
+per task and level the partial sums (count, Σy, Σy², positives) in float64, and the same
+(NaN-aware) sums per column of the molecule-level input features when there are any. Reduce: sum
+of partials → mean and population std per task / feature. Used for label normalization
+(regression), input standardization, and reported in the manifest.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ def _flat_matrix(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
 class PartialStats:
     """Ray Data UDF: Arrow batch of train rows → one row of partial sums per level."""
 
-    def __init__(self, widths: dict[str, int]):
+    def __init__(self, widths: dict[str, int], mol_feat_dim: int = 0):
         self.widths = widths
+        self.mol_feat_dim = mol_feat_dim
 
     def __call__(self, table: pa.Table) -> pa.Table:
         ok = pc.is_null(table.column("skip_reason"))
@@ -35,8 +38,11 @@ class PartialStats:
         out = {f"rows_{s}": [np.array([float((ok_np & (splits == s)).sum())])] for s in SPLIT_NAMES}
         out["rows_skipped"] = [np.array([float((~ok_np).sum())])]
         table = table.filter(pc.and_(ok, pc.equal(table.column("split"), "train")))
-        for level in LEVELS:
-            y = _flat_matrix(table.column(f"y_{level}"), self.widths[level])
+        columns = {level: (f"y_{level}", self.widths[level]) for level in LEVELS}
+        if self.mol_feat_dim:
+            columns["mol_feat"] = ("mol_feat", self.mol_feat_dim)
+        for level, (column, width) in columns.items():
+            y = _flat_matrix(table.column(column), width)
             present = ~np.isnan(y)
             y0 = np.where(present, y, 0.0)
             out[f"{level}_count"] = [present.sum(axis=0).astype(np.float64)]
@@ -46,11 +52,12 @@ class PartialStats:
         return pa.table({k: pa.array([v[0].tolist()], pa.list_(pa.float64())) for k, v in out.items()})
 
 
-def reduce_stats(partials: list[dict], widths: dict[str, int]) -> dict:
-    """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per task)."""
+def reduce_stats(partials: list[dict], widths: dict[str, int], mol_feat_dim: int = 0) -> dict:
+    """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per
+    task), plus ``mol_feat`` (the same per input feature) when ``mol_feat_dim``."""
     result: dict = {"rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}}
-    for level in LEVELS:
-        w = widths[level]
+    all_widths = {**{level: widths[level] for level in LEVELS}, **({"mol_feat": mol_feat_dim} if mol_feat_dim else {})}
+    for level, w in all_widths.items():
         acc = {k: np.zeros(w) for k in ("count", "sum", "sumsq", "pos")}
         for p in partials:
             for k in acc:
@@ -65,3 +72,16 @@ def reduce_stats(partials: list[dict], widths: dict[str, int]) -> dict:
             "positives": acc["pos"].astype(int).tolist(),
         }
     return result
+
+
+def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
+    """``{"names", "mean", "std"}`` of the molecule-level input features over the train split, as the
+    model standardizes them: a feature constant or undefined on train gets std 1 (it then reads as
+    0 everywhere, carrying nothing). Empty when there are no molecule features."""
+    if not names:
+        return {}
+    count = np.asarray(stats["count"], np.float64)
+    std = np.asarray(stats["std"], np.float64)
+    std = np.where((count > 1) & (std > 1e-8), std, 1.0)
+    mean = np.where(count > 0, np.asarray(stats["mean"], np.float64), 0.0)
+    return {"names": names, "mean": mean.tolist(), "std": std.tolist()}

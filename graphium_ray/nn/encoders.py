@@ -71,3 +71,24 @@ class InputEncoder(nn.Module):
             src, dst = batch.edge_index
             e_ED = e_ED + self.pe_to_edge(torch.cat([p_NP[src] + p_NP[dst], (p_NP[src] - p_NP[dst]).abs()], dim=-1))
         return h_ND, e_ED
+
+
+class MoleculeFeatures(nn.Module):
+    """Molecule-level inputs (G, D) → standardized (G, D): ``clamp((f - μ) / σ, ±c)``, with μ, σ the
+    train-split statistics (buffers: they travel with the weights) and NaN (undefined) read as μ,
+    i.e. 0. No parameters: the heads' first linear layer reads them next to the pooled embedding,
+    as chemprop concatenates its molecule features to the aggregated message-passing output."""
+
+    def __init__(self, mean: list[float], std: list[float], clamp: float = 6.0):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+        self.clamp = clamp
+        self.out_dim = len(mean)
+
+    def forward(self, feat_GD: torch.Tensor | None) -> torch.Tensor:
+        if feat_GD is None:
+            raise ValueError(f"the model reads {self.out_dim} molecule features (featurizer.molecule) "
+                             "but the batch has none")  # fmt: skip
+        z = (feat_GD.to(self.mean.dtype) - self.mean) / self.std
+        return torch.nan_to_num(z, nan=0.0).clamp(-self.clamp, self.clamp)

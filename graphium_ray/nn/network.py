@@ -4,6 +4,9 @@ A block applies one message-passing layer, then normalization, ReLU, dropout and
 residual connection, to nodes and to edges (for layers that update edges). With a virtual node,
 after each block every graph's node sum updates a per-graph state that is added back to its nodes.
 
+Molecule-level input features (``featurizer.molecule``), standardized, are concatenated to the
+pooled graph embedding: the graph heads read [pool(x) ‖ z(f)].
+
 forward(batch) → {level: predictions}: graph (G, Σ out_dim), node (N, ·), edge (E, ·).
 """
 
@@ -14,7 +17,7 @@ from torch import nn
 
 from graphium_ray.batch import GraphBatch
 from graphium_ray.config import ModelConfig
-from graphium_ray.nn.encoders import InputEncoder
+from graphium_ray.nn.encoders import InputEncoder, MoleculeFeatures
 from graphium_ray.nn.heads import TaskHeads
 from graphium_ray.nn.layers import make_layer
 from graphium_ray.nn.linear import MLP, apply_norm, norm_layer
@@ -69,7 +72,8 @@ class MultiTaskGNN(nn.Module):
 
     def __init__(self, cfg: ModelConfig, atom_dim: int, bond_dim: int, tasks: list[TaskSpec],
                  laplacian_k: int = 0, random_walk_k: int = 0,
-                 binary_prevalence: dict[str, float] | None = None):  # fmt: skip
+                 binary_prevalence: dict[str, float] | None = None,
+                 molecule_features: dict | None = None):  # fmt: skip
         super().__init__()
         d = cfg.hidden_dim
         edge_heads = any(t.level == "edge" for t in tasks)
@@ -81,13 +85,18 @@ class MultiTaskGNN(nn.Module):
         )
         self.virtual = nn.ModuleList(VirtualNode(d) for _ in range(cfg.num_layers)) if cfg.virtual_node else None
         self.pooling = GraphPooling(cfg.pooling)
-        in_dims = {"graph": d * len(cfg.pooling), "node": d, "edge": 3 * d}
+        mol = molecule_features or {}
+        self.molecule = MoleculeFeatures(mol["mean"], mol["std"]) if mol.get("names") else None
+        mol_dim = self.molecule.out_dim if self.molecule is not None else 0
+        in_dims = {"graph": d * len(cfg.pooling) + mol_dim, "node": d, "edge": 3 * d}
         self.heads = TaskHeads(tasks, in_dims, cfg.head_hidden_dim, cfg.head_layers, cfg.dropout, binary_prevalence,
                                cfg.head_norm if cfg.parametrization == "sp" else "none",
                                zero_output=cfg.parametrization == "sp")  # fmt: skip
 
     def embed(self, batch: GraphBatch) -> dict[str, torch.Tensor]:
-        """Named intermediate outputs: ``layer_i`` (N, D) node embeddings, ``graph`` (G, P·D), ``edges`` (E, D)."""
+        """Named intermediate outputs: ``layer_i`` (N, D) node embeddings, ``graph`` (G, P·D [+ M]: the
+        pooled embedding, followed by the M standardized molecule features when the model reads
+        them), ``edges`` (E, D)."""
         x_ND, e_ED = self.encoder(batch)
         out: dict[str, torch.Tensor] = {}
         vn_GD = x_ND.new_zeros((batch.num_graphs, x_ND.shape[1]))
@@ -98,6 +107,8 @@ class MultiTaskGNN(nn.Module):
             out[f"layer_{i}"] = x_ND
         x_pool = x_ND if batch.node_mask is None else x_ND * batch.node_mask.unsqueeze(-1).to(x_ND.dtype)
         out["graph"] = self.pooling(x_pool, batch.batch, batch.num_graphs)
+        if self.molecule is not None:
+            out["graph"] = torch.cat([out["graph"], self.molecule(batch.mol_feat).to(x_ND.dtype)], -1)
         out["nodes"] = x_ND
         if e_ED is not None:
             out["edges"] = e_ED

@@ -15,24 +15,27 @@ from pathlib import Path
 import torch
 import yaml
 
+from graphium_ray.chem.descriptors import check_molecule_features
 from graphium_ray.config import RunConfig, dump_config, validate
 from graphium_ray.nn.mup import apply_mup, base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec, tasks_at
 
-DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "featurizer", "cache_key")
+DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "featurizer", "cache_key",
+             "molecule_features")
 
 
 def build_model(cfg: RunConfig, data: dict) -> MultiTaskGNN:
     """The configured network; under µP re-initialised against the base-width shapes, with the
     learning-rate multipliers in ``model.lr_mult`` (used by the optimizer builder)."""
     pe = data["featurizer"]["positional_encodings"]
+    check_molecule_features(data.get("molecule_features", {}).get("names", []))
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
     prevalence = binary_prevalence(tasks, data.get("label_stats", {}))
 
     def make(model_cfg):
         return MultiTaskGNN(model_cfg, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"],
-                            pe["random_walk_k"], prevalence)  # fmt: skip
+                            pe["random_walk_k"], prevalence, data.get("molecule_features"))  # fmt: skip
 
     model = make(cfg.model)
     model.lr_mult = {}

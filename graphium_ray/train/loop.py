@@ -30,7 +30,7 @@ from graphium_ray.accelerators import lightning_trainer_kwargs
 from graphium_ray.batch import GraphBatch
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate import GraphCollate
-from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
+from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, mol_feat_dim, pe_widths
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
 from graphium_ray.train.checkpoint import build_model, report_with_checkpoint, save_checkpoint
@@ -90,10 +90,11 @@ def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
     net.load_state_dict(load, strict=False)
 
 
-def _idle_batch(data: dict) -> GraphBatch:
-    """A padding-only batch (one padding graph; zero loss and gradient) for workers in lockstep."""
-    batcher = StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data["label_widths"], data["bond_dim"])
-    return batcher.empty(data["atom_dim"], pe_widths(data["featurizer"]))
+def _idle_batch(data: dict, batcher: StaticBatcher | None = None) -> GraphBatch:
+    """A padding-only batch (zero loss and gradient) for workers in lockstep: of ``batcher``'s
+    static shape, or one padding graph."""
+    batcher = batcher or StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data["label_widths"], data["bond_dim"])
+    return batcher.empty(data["atom_dim"], pe_widths(data["featurizer"]), mol_feat_dim(data))
 
 
 def _train_batches(cfg: RunConfig, data: dict, module: MultiTaskModule, worker, device) -> TrainBatches:
@@ -104,7 +105,7 @@ def _train_batches(cfg: RunConfig, data: dict, module: MultiTaskModule, worker, 
         rows = per_worker_batch(cfg.train.batch_size, worker[1])
         batcher = StaticBatcher(StaticShape.for_batch_size(rows, shape.max_nodes_per_graph, shape.max_edges_per_graph),
                                 data["label_widths"], data["bond_dim"])  # fmt: skip
-    idle = batcher.empty(data["atom_dim"], pe_widths(data["featurizer"])) if batcher else _idle_batch(data)
+    idle = _idle_batch(data, batcher)
     collate = GraphCollate(data["label_widths"], data["bond_dim"], worker=worker if mode == "hash" else None)
     in_memory = data["train_bytes"] <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
     return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,

@@ -98,9 +98,15 @@ def ensure_chemprop() -> Path:
     return exe
 
 
-def run_chemprop(name: str, seed: int, out: Path) -> dict:
+CHEMPROP_VARIANTS = {  # tool name → extra CLI arguments (on top of chemprop's defaults)
+    "chemprop": [],
+    "chemprop_rdkit2d": ["--molecule-featurizers", "rdkit_2d"],  # the same RDKit descriptors as featurizer.molecule
+}
+
+
+def run_chemprop(name: str, seed: int, out: Path, tool: str = "chemprop") -> dict:
     spec = DATASETS[name]
-    work = out / "chemprop" / name / f"seed{seed}"
+    work = out / tool / name / f"seed{seed}"
     result_file = work / "result.json"
     if result_file.exists():
         return json.loads(result_file.read_text())
@@ -117,7 +123,7 @@ def run_chemprop(name: str, seed: int, out: Path) -> dict:
            "--target-columns", *spec["targets"], "--task-type",
            "classification" if spec["kind"] == "binary" else "regression", "--splits-file", str(work / "splits.json"),
            "--output-dir", str(work / "out"), "--pytorch-seed", str(seed), "--data-seed", str(seed),
-           "--num-workers", "0", "--accelerator", "cpu", "--devices", "1"]  # fmt: skip
+           "--num-workers", "0", "--accelerator", "cpu", "--devices", "1", *CHEMPROP_VARIANTS[tool]]  # fmt: skip
     started = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("BENCH_THREADS", "2")}
     subprocess.run(cmd, check=True, env=env, stdout=open(work / "log.txt", "w"), stderr=subprocess.STDOUT)
@@ -200,15 +206,18 @@ def graphium_test_rows(name: str, seed: int, out: Path, predictions: Path) -> tu
 
 # --------------------------------------------------------------------------------------------- table
 def summarize(results: dict) -> str:
-    lines = ["| dataset | metric | chemprop v2 (mean ± std) | graphium-ray (mean ± std) | graphium-ray worst seed |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    """One row per dataset and metric; a column per tool that has results (chemprop with its
+    RDKit-descriptor featurizer only when it was run), then graphium-ray's worst seed."""
+    labels = {"chemprop": "chemprop v2", "chemprop_rdkit2d": "chemprop v2 + rdkit_2d", "graphium": "graphium-ray"}
+    tools = [t for t in labels if any(t in by_tool for by_tool in results.values())]
+    lines = ["| dataset | metric | " + " | ".join(f"{labels[t]} (mean ± std)" for t in tools)
+             + " | graphium-ray worst seed |", "|---" * (len(tools) + 3) + "|"]  # fmt: skip
     for name, by_tool in results.items():
         kind = DATASETS["tox21" if name == "tox21_qm9" else name]["kind"]
         for metric in ["auroc"] if kind == "binary" else ["mae", "rmse"]:
             cells = []
-            for tool in ("chemprop", "graphium"):
-                runs = by_tool.get(tool, {})
-                values = [r[metric] for r in runs.values()]
+            for tool in tools:
+                values = [r[metric] for r in by_tool.get(tool, {}).values()]
                 cells.append(f"{np.mean(values):.3f} ± {np.std(values):.3f} (n={len(values)})" if values else "—")
             runs = by_tool.get("graphium", {})
             worst = ""
@@ -216,7 +225,7 @@ def summarize(results: dict) -> str:
                 pick = min if metric == "auroc" else max
                 seed = pick(runs, key=lambda s: runs[s][metric])
                 worst = f"{seed}: {runs[seed][metric]:.3f}"
-            lines.append(f"| {name} | {metric} | {cells[0]} | {cells[1]} | {worst} |")
+            lines.append(f"| {name} | {metric} | " + " | ".join(cells) + f" | {worst} |")
     return "\n".join(lines)
 
 
@@ -224,7 +233,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output", default=str(ROOT / "runs" / "vs_chemprop"))
     p.add_argument("--datasets", nargs="+", default=[*DATASETS, "tox21_qm9"])
-    p.add_argument("--tools", nargs="+", default=["chemprop", "graphium"], choices=["chemprop", "graphium"])
+    p.add_argument("--tools", nargs="+", default=["chemprop", "graphium"], choices=[*CHEMPROP_VARIANTS, "graphium"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--qm9", type=int, default=20000, help="QM9 molecules for tox21_qm9")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="graphium-ray config override")
@@ -248,10 +257,10 @@ def main() -> None:
             qm9_path = Path(build_qm9_toymix(str(out / "qm9"), args.qm9))
     for name in args.datasets:
         for tool in args.tools:
-            if tool == "chemprop" and name == "tox21_qm9":
+            if tool in CHEMPROP_VARIANTS and name == "tox21_qm9":
                 continue
             for seed in args.seeds:
-                run = run_chemprop(name, seed, out) if tool == "chemprop" else run_graphium(
+                run = run_chemprop(name, seed, out, tool) if tool in CHEMPROP_VARIANTS else run_graphium(
                     name, seed, out, qm9_path, args.overrides)  # fmt: skip
                 results.setdefault(name, {}).setdefault(tool, {})[str(seed)] = run
                 results_path.write_text(json.dumps(results, indent=1))

@@ -1,0 +1,150 @@
+"""Molecule-level input features (``featurizer.molecule: [rdkit2d]``): values against RDKit's own
+``CalcMolDescriptors``, train-split statistics against NumPy, the model's standardization, and a
+refusal when the model's features are not the ones this RDKit computes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from rdkit import Chem
+from rdkit.Chem import Descriptors
+
+from graphium_ray.chem.descriptors import check_molecule_features, molecule_feature_names, molecule_features
+from graphium_ray.chem.features import bond_feature_dim
+from graphium_ray.config import FeaturizerConfig
+from graphium_ray.data.builtin import REFERENCE_SMILES
+from graphium_ray.data.collate import collate_arrays
+from graphium_ray.data.featurize import Featurizer
+from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
+from graphium_ray.nn.encoders import MoleculeFeatures
+
+WIDTHS = {"graph": 1, "node": 0, "edge": 0}
+
+
+def _rows(smiles: list[str], splits: list[str]) -> pa.Table:
+    n = len(smiles)
+    return pa.table({"mol_key": [f"k{i}" for i in range(n)], "split": splits, "sources": ["t"] * n,
+                     "y_graph": [[float(i)] for i in range(n)], "smiles": smiles,
+                     "atom_mapped": [False] * n})  # fmt: skip
+
+
+def test_rdkit2d_is_asinh_of_rdkit_calc_mol_descriptors():
+    mols = [Chem.MolFromSmiles(s) for s in REFERENCE_SMILES]
+    ours = molecule_features(mols, ["rdkit2d"])
+    names = molecule_feature_names(["rdkit2d"])
+    assert ours.shape == (len(mols), len(Descriptors._descList)) == (len(mols), len(names))
+    for mol, row in zip(mols, ours, strict=True):
+        reference = Descriptors.CalcMolDescriptors(mol)  # RDKit's own loop over the same list
+        expected = np.arcsinh(np.array([reference[n.split(":", 1)[1]] for n in names], dtype=np.float64))
+        expected[~np.isfinite(expected)] = np.nan
+        np.testing.assert_allclose(row, expected.astype(np.float32), rtol=1e-5, equal_nan=True)
+    logp = names.index("rdkit2d:MolLogP")
+    assert ours[REFERENCE_SMILES.index("CCO"), logp] == pytest.approx(np.arcsinh(-0.0014), abs=1e-3)
+
+
+def test_featurizer_writes_one_feature_row_per_molecule_and_none_for_skipped():
+    smiles = ["CCO", "not a smiles", "c1ccccc1O", "CC(=O)N"]
+    table = Featurizer(FeaturizerConfig(molecule=["rdkit2d"]), 0, 0)(_rows(smiles, ["train"] * 4))
+    lengths = [len(v) for v in table.column("mol_feat").to_pylist()]
+    assert lengths == [217, 0, 217, 217] and table.column("skip_reason").to_pylist()[1] is not None
+    ok = table.filter(table["skip_reason"].is_null())
+    batch = collate_arrays(ok, WIDTHS, bond_dim=bond_feature_dim(FeaturizerConfig().bond))
+    assert batch.mol_feat.shape == (3, 217)
+    expected = molecule_features([Chem.MolFromSmiles(s) for s in ("CCO", "c1ccccc1O", "CC(=O)N")], ["rdkit2d"])
+    np.testing.assert_array_equal(batch.mol_feat.numpy(), expected)
+    without = Featurizer(FeaturizerConfig(), 0, 0)(_rows(smiles, ["train"] * 4))
+    assert "mol_feat" not in without.column_names
+
+
+def test_train_split_statistics_match_numpy_and_ignore_undefined_values():
+    smiles = REFERENCE_SMILES[:24]
+    splits = ["train", "val", "train", "test"] * 6
+    table = Featurizer(FeaturizerConfig(molecule=["rdkit2d"]), 0, 0)(_rows(smiles, splits))
+    feats = np.array(table.column("mol_feat").to_pylist(), dtype=np.float64)
+    feats[0, 5] = np.nan  # an undefined descriptor on a train molecule
+    table = table.set_column(table.schema.get_field_index("mol_feat"), "mol_feat",
+                             pa.array(feats.astype(np.float32).tolist(), pa.list_(pa.float32())))  # fmt: skip
+    stats_fn = PartialStats(WIDTHS, mol_feat_dim=217)
+    partials = [stats_fn(table.slice(0, 10)).to_pylist()[0], stats_fn(table.slice(10)).to_pylist()[0]]
+    stats = reduce_stats(partials, WIDTHS, 217)["mol_feat"]
+    train = feats.astype(np.float32).astype(np.float64)[np.array(splits) == "train"]
+    np.testing.assert_allclose(stats["mean"], np.nanmean(train, axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(stats["std"], np.nanstd(train, axis=0), rtol=1e-4, atol=1e-6)
+    assert stats["count"][5] == len(train) - 1 and stats["count"][6] == len(train)
+    model_stats = molecule_feature_stats(molecule_feature_names(["rdkit2d"]), stats)
+    constant = np.flatnonzero(np.nanstd(train, axis=0) < 1e-8)
+    assert len(constant) and all(model_stats["std"][i] == 1.0 for i in constant)  # e.g. counts of absent groups
+
+
+def test_model_standardizes_reads_undefined_as_the_mean_and_clamps():
+    mean, std = [1.0, -2.0, 0.0], [2.0, 0.5, 1.0]
+    encode = MoleculeFeatures(mean, std, clamp=6.0)
+    feat = torch.tensor([[3.0, -2.0, float("nan")], [1.0, 10.0, -100.0]])
+    expected = np.clip((feat.numpy() - np.array(mean)) / np.array(std), -6, 6)
+    expected[np.isnan(expected)] = 0.0
+    np.testing.assert_allclose(encode(feat).numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="molecule features"):
+        encode(None)
+    assert not list(encode.parameters()) and set(encode.state_dict()) == {"mean", "std"}
+
+
+def test_a_model_trained_with_other_descriptors_is_refused():
+    names = molecule_feature_names(["rdkit2d"])
+    check_molecule_features(names)
+    check_molecule_features([])
+    with pytest.raises(ValueError, match="trained with 218 molecule features"):
+        check_molecule_features([*names, "rdkit2d:FutureDescriptor"])
+    with pytest.raises(ValueError, match="does not know"):
+        check_molecule_features(["mordred:ABC"])
+
+
+def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_path):
+    """The real path: prepare (Ray Data) writes the train-split statistics, Ray Train fits a model
+    that reads the features, and ``predict`` computes them again for new molecules."""
+    import pyarrow.parquet as pq
+    import yaml
+
+    from graphium_ray.cli import main
+    from graphium_ray.data.builtin import reference_table
+    from graphium_ray.data.cache import PreparedData
+    from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+    from graphium_ray.train.checkpoint import load_checkpoint
+
+    pq.write_table(reference_table(), tmp_path / "ref.parquet")
+    cfg = {"name": "molfeat",
+           "data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 1, "featurizer": {"molecule": ["rdkit2d"]},
+                    "split": {"fractions": [0.6, 0.2, 0.2]},
+                    "datasets": [{"name": "ref", "path": str(tmp_path / "ref.parquet"),
+                                  "tasks": [{"columns": ["logp"]}]}]},
+           "model": {"layer": "gin", "hidden_dim": 16, "num_layers": 2, "head_hidden_dim": 16},
+           "train": {"epochs": 2, "batch_size": 8, "num_workers": 1}}  # fmt: skip
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", str(tmp_path / "cfg.yaml"), "--output", str(tmp_path / "run")]) == 0
+
+    cache = PreparedData.load(next((tmp_path / "cache").iterdir()))
+    table = pq.read_table(cache.featurized_dir)
+    train = np.array(table.filter(pa.compute.equal(table["split"], "train")).column("mol_feat").to_pylist())
+    stats = cache.manifest["molecule_features"]
+    assert stats["names"] == molecule_feature_names(["rdkit2d"]) and len(train) == cache.manifest["splits"]["train"]
+    np.testing.assert_allclose(stats["mean"], np.nanmean(train, axis=0), rtol=1e-5, atol=1e-6)
+
+    smiles = ["CCO", "c1ccccc1C(=O)O", "CN1CCC[C@H]1c1cccnc1"]
+    pq.write_table(pa.table({"smiles": smiles}), tmp_path / "new.parquet")
+    out = tmp_path / "pred.parquet"
+    assert main(["predict", str(tmp_path / "run" / "checkpoint"), str(tmp_path / "new.parquet"),
+                 "--output", str(out)]) == 0  # fmt: skip
+    got = pq.read_table(out).column("ref/logp").to_numpy()
+    _, data, model, _ = load_checkpoint(tmp_path / "run" / "checkpoint")
+    feats = featurize_smiles(smiles, np.zeros((3, 0)), FeaturizerConfig.model_validate(data["featurizer"]))
+    batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data["bond_dim"])
+    assert batch.mol_feat.shape == (3, 217)
+    np.testing.assert_allclose(model.molecule.mean.numpy(), stats["mean"], rtol=1e-6)
+    with torch.no_grad():
+        raw = model.eval()(batch)["graph"][:, 0].numpy()
+    label = data["label_stats"]["graph"]
+    np.testing.assert_allclose(got, raw * label["std"][0] + label["mean"][0], rtol=1e-5, atol=1e-5)
+    batch.mol_feat = batch.mol_feat + 1.0  # the prediction depends on the molecule features
+    with torch.no_grad():
+        assert not np.allclose(model(batch)["graph"][:, 0].numpy(), raw)
