@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -65,12 +66,20 @@ def train_split_bytes(prepared: PreparedData) -> int:
     return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 
 
+CONTROLLER_POLL_S = 0.2
+
+
 def build_trainer(
     cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
     loop_extra: dict | None = None,
 ) -> TorchTrainer:
     """``loop_extra``: more train_loop_config entries (fine-tuning: the pretrained weights)."""
     check_run(cfg, prepared)
+    # Ray Train V2's controller takes a worker's report only when it polls the workers, every
+    # RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (default 2 s), and a worker's next report waits for that:
+    # epochs shorter than the interval (the small datasets most users fine-tune on) were stretched
+    # to 2 s each. Ray passes this variable from the driver to the controller. A user's value wins.
+    os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(CONTROLLER_POLL_S))
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # the same data order every run
     feats = prepared.featurized_dir
