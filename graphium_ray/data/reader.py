@@ -44,9 +44,15 @@ def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_
                           fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch, "with_path": with_path})  # fmt: skip
 
 
-def read_split(featurized_dir: str | Path, split: str, shuffle_files: bool = False, keep_key: bool = False):
-    """The featurized rows of ``split`` that were not skipped, as a (lazy, streaming) Ray Dataset."""
-    ds = ray.data.read_parquet(str(featurized_dir), num_cpus=DATA_TASK_CPUS, shuffle="files" if shuffle_files else None)
+def read_split(featurized_dir: str | Path, split: str, keep_key: bool = False) -> ray.data.Dataset:
+    """The featurized rows of ``split`` that were not skipped, as a (lazy, streaming) Ray Dataset.
+
+    Files are listed here, once, in a fixed order. Not ``ray.data.read_parquet``: Ray 2.60's Parquet
+    datasource starts a pool of footer-reading actors (a new worker process each) at every
+    execution, i.e. at every epoch of a streamed train split: measured 8-25 s per epoch instead of
+    0.4 s on a 2-CPU cluster once a restarted worker group streamed the split again."""
+    files = sorted(str(f) for f in Path(featurized_dir).glob("shard=*/*.parquet"))
+    ds = read_parquet_files(files, rows_per_batch=1024)
     return ds.map_batches(
         keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
     )

@@ -151,7 +151,7 @@ def data_only_rate(cfg, prepared, epochs: int) -> list[dict]:
     from graphium_ray.data.reader import read_split
 
     collate = GraphCollate(prepared.manifest["label_widths"], prepared.manifest["bond_dim"])
-    ds = read_split(prepared.featurized_dir, "train", shuffle_files=True)
+    ds = read_split(prepared.featurized_dir, "train")
     out = []
     for _ in range(epochs):
         start, first, graphs = time.perf_counter(), None, 0
