@@ -21,6 +21,7 @@ from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce
 from graphium_ray.nn.encoders import MoleculeFeatures
 
 WIDTHS = {"graph": 1, "node": 0, "edge": 0}
+D = len(Descriptors._descList)  # 217 in RDKit 2026.09
 
 
 def _rows(smiles: list[str], splits: list[str]) -> pa.Table:
@@ -48,10 +49,10 @@ def test_featurizer_writes_one_feature_row_per_molecule_and_none_for_skipped():
     smiles = ["CCO", "not a smiles", "c1ccccc1O", "CC(=O)N"]
     table = Featurizer(FeaturizerConfig(molecule=["rdkit2d"]), 0, 0)(_rows(smiles, ["train"] * 4))
     lengths = [len(v) for v in table.column("mol_feat").to_pylist()]
-    assert lengths == [217, 0, 217, 217] and table.column("skip_reason").to_pylist()[1] is not None
+    assert lengths == [D, 0, D, D] and table.column("skip_reason").to_pylist()[1] is not None
     ok = table.filter(table["skip_reason"].is_null())
     batch = collate_arrays(ok, WIDTHS, bond_dim=bond_feature_dim(FeaturizerConfig().bond))
-    assert batch.mol_feat.shape == (3, 217)
+    assert batch.mol_feat.shape == (3, D)
     expected = molecule_features([Chem.MolFromSmiles(s) for s in ("CCO", "c1ccccc1O", "CC(=O)N")], ["rdkit2d"])
     np.testing.assert_array_equal(batch.mol_feat.numpy(), expected)
     without = Featurizer(FeaturizerConfig(), 0, 0)(_rows(smiles, ["train"] * 4))
@@ -66,9 +67,9 @@ def test_train_split_statistics_match_numpy_and_ignore_undefined_values():
     feats[0, 5] = np.nan  # an undefined descriptor on a train molecule
     table = table.set_column(table.schema.get_field_index("mol_feat"), "mol_feat",
                              pa.array(feats.astype(np.float32).tolist(), pa.list_(pa.float32())))  # fmt: skip
-    stats_fn = PartialStats(WIDTHS, mol_feat_dim=217)
+    stats_fn = PartialStats(WIDTHS, mol_feat_dim=D)
     partials = [stats_fn(table.slice(0, 10)).to_pylist()[0], stats_fn(table.slice(10)).to_pylist()[0]]
-    stats = reduce_stats(partials, WIDTHS, 217)["mol_feat"]
+    stats = reduce_stats(partials, WIDTHS, D)["mol_feat"]
     train = feats.astype(np.float32).astype(np.float64)[np.array(splits) == "train"]
     np.testing.assert_allclose(stats["mean"], np.nanmean(train, axis=0), rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(stats["std"], np.nanstd(train, axis=0), rtol=1e-4, atol=1e-6)
@@ -94,7 +95,7 @@ def test_a_model_trained_with_other_descriptors_is_refused():
     names = molecule_feature_names(["rdkit2d"])
     check_molecule_features(names)
     check_molecule_features([])
-    with pytest.raises(ValueError, match="trained with 218 molecule features"):
+    with pytest.raises(ValueError, match=f"trained with {D + 1} molecule features"):
         check_molecule_features([*names, "rdkit2d:FutureDescriptor"])
     with pytest.raises(ValueError, match="does not know"):
         check_molecule_features(["mordred:ABC"])
@@ -139,7 +140,7 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
     _, data, model, _ = load_checkpoint(tmp_path / "run" / "checkpoint")
     feats = featurize_smiles(smiles, np.zeros((3, 0)), FeaturizerConfig.model_validate(data["featurizer"]))
     batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data["bond_dim"])
-    assert batch.mol_feat.shape == (3, 217)
+    assert batch.mol_feat.shape == (3, D)
     np.testing.assert_allclose(model.molecule.mean.numpy(), stats["mean"], rtol=1e-6)
     with torch.no_grad():
         raw = model.eval()(batch)["graph"][:, 0].numpy()
