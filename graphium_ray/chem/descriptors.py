@@ -12,22 +12,36 @@ it was trained with, in the same order (a newer RDKit with more descriptors is r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
 import rdkit
 from rdkit import Chem
 from rdkit.Chem import Descriptors
 
 
-def rdkit2d_names() -> list[str]:
-    return [name for name, _ in Descriptors._descList]
+def _rdkit2d(mol: Chem.Mol) -> list[float]:
+    values = []
+    for _, fn in Descriptors._descList:
+        try:
+            values.append(float(fn(mol)))
+        except Exception:  # RDKit raises assorted errors for a descriptor undefined on a molecule
+            values.append(float("nan"))
+    return values
 
 
-MOLECULE_FEATURE_SETS = {"rdkit2d": rdkit2d_names}
+class FeatureSet(NamedTuple):
+    names: Callable[[], list[str]]  # the feature names, in order
+    compute: Callable[[Chem.Mol], list[float]]  # one molecule's values, in that order
+
+
+MOLECULE_FEATURE_SETS = {"rdkit2d": FeatureSet(lambda: [name for name, _ in Descriptors._descList], _rdkit2d)}
 
 
 def molecule_feature_names(sets: list[str]) -> list[str]:
     """The column names of the molecule features of ``sets`` (e.g. ``["rdkit2d"]``), in order."""
-    return [f"{s}:{name}" for s in sets for name in MOLECULE_FEATURE_SETS[s]()]
+    return [f"{s}:{name}" for s in sets for name in MOLECULE_FEATURE_SETS[s].names()]
 
 
 def check_molecule_features(names: list[str]) -> None:
@@ -46,24 +60,11 @@ def check_molecule_features(names: list[str]) -> None:
                          + ": use the RDKit the model was trained with")  # fmt: skip
 
 
-def _rdkit2d(mol: Chem.Mol) -> list[float]:
-    values = []
-    for _, fn in Descriptors._descList:
-        try:
-            values.append(float(fn(mol)))
-        except Exception:  # RDKit raises assorted errors for a descriptor undefined on a molecule
-            values.append(float("nan"))
-    return values
-
-
-_COMPUTE = {"rdkit2d": _rdkit2d}
-
-
 def molecule_features(mols: list[Chem.Mol], sets: list[str]) -> np.ndarray:
     """(G, D) float32: ``asinh`` of each molecule's descriptors; NaN where undefined (inf → NaN)."""
     width = len(molecule_feature_names(sets))
     if not mols or not sets:
         return np.zeros((len(mols), width), np.float32)
-    raw = np.array([[v for s in sets for v in _COMPUTE[s](mol)] for mol in mols], dtype=np.float64)
+    raw = np.array([[v for s in sets for v in MOLECULE_FEATURE_SETS[s].compute(mol)] for mol in mols], dtype=np.float64)
     raw[~np.isfinite(raw)] = np.nan
     return np.arcsinh(raw).astype(np.float32)

@@ -36,7 +36,7 @@ from graphium_ray.data.ingest import (
     merge_bucket,
     read_rows,
 )
-from graphium_ray.data.reader import read_parquet_files
+from graphium_ray.data.reader import featurized_files, read_parquet_files
 from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
@@ -214,7 +214,7 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
 
 
 def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict:
-    files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
+    files = featurized_files(feat_dir)
     if not files:
         return reduce_stats([], layout.widths, mol_feat_dim)
     columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
@@ -238,7 +238,7 @@ def _write_skipped(root: Path, keyed_dir: Path, mol_dir: Path, feat_dir: Path) -
         rows += [{**r, "stage": "ingest", "reason": r.pop("error")} for r in t.to_pylist()]
     for f in sorted(mol_dir.glob("skipped-*.parquet")):
         rows += pq.read_table(f).to_pylist()
-    feat_files = sorted(str(f) for f in feat_dir.glob("shard=*/*.parquet"))
+    feat_files = featurized_files(feat_dir)
     failed = pads.dataset(feat_files, format="parquet").to_table(
         columns=["sources", "skip_reason", "mol_key"], filter=pads.field("skip_reason").is_valid()
     ) if feat_files else pa.table({"sources": [], "skip_reason": [], "mol_key": []})  # fmt: skip

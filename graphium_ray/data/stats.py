@@ -24,6 +24,14 @@ def _flat_matrix(column: pa.ChunkedArray | pa.Array, width: int) -> np.ndarray:
     return flat.reshape(-1, width)
 
 
+def _stat_columns(widths: dict[str, int], mol_feat_dim: int) -> dict[str, tuple[str, int]]:
+    """Statistic name → (featurized column, width): a label level each, plus the molecule features."""
+    columns = {level: (f"y_{level}", widths[level]) for level in LEVELS}
+    if mol_feat_dim:
+        columns["mol_feat"] = ("mol_feat", mol_feat_dim)
+    return columns
+
+
 class PartialStats:
     """Ray Data UDF: Arrow batch of train rows → one row of partial sums per level."""
 
@@ -38,10 +46,7 @@ class PartialStats:
         out = {f"rows_{s}": [np.array([float((ok_np & (splits == s)).sum())])] for s in SPLIT_NAMES}
         out["rows_skipped"] = [np.array([float((~ok_np).sum())])]
         table = table.filter(pc.and_(ok, pc.equal(table.column("split"), "train")))
-        columns = {level: (f"y_{level}", self.widths[level]) for level in LEVELS}
-        if self.mol_feat_dim:
-            columns["mol_feat"] = ("mol_feat", self.mol_feat_dim)
-        for level, (column, width) in columns.items():
+        for level, (column, width) in _stat_columns(self.widths, self.mol_feat_dim).items():
             y = _flat_matrix(table.column(column), width)
             present = ~np.isnan(y)
             y0 = np.where(present, y, 0.0)
@@ -56,8 +61,7 @@ def reduce_stats(partials: list[dict], widths: dict[str, int], mol_feat_dim: int
     """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per
     task), plus ``mol_feat`` (the same per input feature) when ``mol_feat_dim``."""
     result: dict = {"rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}}
-    all_widths = {**{level: widths[level] for level in LEVELS}, **({"mol_feat": mol_feat_dim} if mol_feat_dim else {})}
-    for level, w in all_widths.items():
+    for level, (_, w) in _stat_columns(widths, mol_feat_dim).items():
         acc = {k: np.zeros(w) for k in ("count", "sum", "sumsq", "pos")}
         for p in partials:
             for k in acc:
