@@ -3,7 +3,9 @@ plain Lightning (fp32 and bf16 on CPU), loggers, run checks, scaffold splits, sw
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 
 import lightning.pytorch as pl
 import numpy as np
@@ -185,6 +187,53 @@ def test_ema_averages_every_step_and_validation_sees_the_average():
     assert not torch.equal(after_validation[-1][name], module.ema[name])  # training weights came back
     torch.testing.assert_close(after_validation[-1][name], snapshots[-1][name])
     assert torch.equal(module.selected_weights()[name], module.ema[name].cpu())
+
+
+def test_progress_bar_counts_every_step_and_shows_the_running_loss(monkeypatch):
+    """One Ray tqdm bar per epoch (driver mode here: Ray renders it with tqdm), advanced once per
+    optimizer step, closed before the epoch's line; its description ends at the epoch's mean loss."""
+    from graphium_ray.train import progress
+
+    monkeypatch.setattr(progress, "DESCRIBE_EVERY_S", 0.0)
+    batches, tasks, data = _module_batches()
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16), train=TrainConfig(epochs=2))
+    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    bars, step_losses = [], []
+
+    def recording_bar(total, desc):  # Ray's real bar, its calls recorded
+        bar = progress.ray_bar(total, desc)
+        bars.append({"total": total, "updates": 0, "descs": [desc], "bar": bar})
+        update, describe = bar.update, bar.set_description
+        bar.update = lambda n=1: (bars[-1].__setitem__("updates", bars[-1]["updates"] + n), update(n))
+        bar.set_description = lambda d: (bars[-1]["descs"].append(d), describe(d))
+        return bar
+
+    class Record(pl.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            step_losses.append(float(outputs["loss"]))
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=2, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         callbacks=[progress.StepProgress(len(batches), 2, recording_bar), Record()])  # fmt: skip
+    trainer.fit(module, train_dataloaders=Batches(batches), val_dataloaders=Batches(batches[:1]))
+    assert [(b["total"], b["updates"]) for b in bars] == [(len(batches), len(batches))] * 2
+    assert all(b["bar"]._closed for b in bars)
+    assert bars[0]["descs"][0] == "epoch 1/2" and bars[1]["descs"][0] == "epoch 2/2"
+    last_epoch_mean = np.mean(step_losses[len(batches):])
+    assert bars[1]["descs"][-1] == f"epoch 2/2 loss {last_epoch_mean:.4f}"
+
+
+def test_progress_bar_only_in_a_terminal_unless_asked(monkeypatch):
+    from graphium_ray.train.progress import ENV, progress_wanted
+
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a log file, CI, ray job submit
+    assert progress_wanted() is False
+    monkeypatch.setenv(ENV, "1")
+    assert progress_wanted() is True
+    monkeypatch.setenv(ENV, "0")
+    assert progress_wanted() is False
 
 
 def test_run_checks_refuse_bad_selection_and_warn_on_few_steps(tmp_path, caplog):

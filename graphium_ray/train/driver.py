@@ -30,6 +30,7 @@ from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import DATA_TASK_CPUS, read_split
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.loop import train_loop_per_worker
+from graphium_ray.train.progress import progress_wanted
 from graphium_ray.train.replicates import summarize_replicates
 from graphium_ray.train.run_loggers import check_installed
 from graphium_ray.train.selection import check_selectable
@@ -97,6 +98,7 @@ def build_trainer(
             "data": {**prepared.manifest, "train_bytes": train_split_bytes(prepared)},
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
+            "progress_bar": progress_wanted(),
             **(loop_extra or {}),
         },
         scaling_config=ray.train.ScalingConfig(

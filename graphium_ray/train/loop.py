@@ -38,6 +38,7 @@ from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
+from graphium_ray.train.progress import StepProgress
 from graphium_ray.train.run_loggers import RunLoggers
 
 
@@ -115,9 +116,12 @@ def _train_batches(cfg: RunConfig, data: dict, module: MultiTaskModule, worker, 
 def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best: dict, config: dict, worker) -> None:
     rank = worker[0]
     loggers = RunLoggers(cfg, config["run_dir"]) if rank == 0 and config.get("run_dir") else None
+    callbacks: list[pl.Callback] = [EpochReport(cfg, data, state, best, loggers)]
+    if rank == 0 and config.get("progress_bar"):  # closed before EpochReport prints the epoch's line
+        callbacks.insert(0, StepProgress(module.steps_per_epoch, cfg.train.epochs))
     trainer = pl.Trainer(
         **lightning_trainer_kwargs(cfg.train), max_epochs=cfg.train.epochs - state["epoch"],
-        callbacks=[EpochReport(cfg, data, state, best, loggers)], gradient_clip_val=cfg.train.grad_clip,
+        callbacks=callbacks, gradient_clip_val=cfg.train.grad_clip,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=False,
     )  # fmt: skip
