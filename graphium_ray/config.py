@@ -116,7 +116,9 @@ class PositionalEncodingConfig(_Strict):
 
 
 class FeaturizerConfig(_Strict):
-    atom_onehot: list[Literal["atomic-number", "group", "period", "total-valence", "hybridization", "chirality"]] = [
+    atom_onehot: list[
+        Literal["atomic-number", "group", "period", "total-valence", "hybridization", "total-hs", "chirality"]
+    ] = [
         "atomic-number",
         "group",
         "period",

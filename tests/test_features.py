@@ -105,7 +105,7 @@ def test_molecule_key_is_canonical_and_ignores_maps_and_hydrogens():
     assert molecule_key(mapped) == "CO"
 
 
-ALL_ATOM_ONEHOT = ["atomic-number", "group", "period", "total-valence", "hybridization", "chirality"]
+ALL_ATOM_ONEHOT = ["atomic-number", "group", "period", "total-valence", "hybridization", "total-hs", "chirality"]
 ALL_ATOM_FLOAT = ["degree", "formal-charge", "radical-electron", "aromatic", "in-ring", "mass"]
 ALL_BOND = ["in-ring", "bond-type-onehot", "conjugated", "stereo"]  # flags first: order is the config's
 
@@ -120,7 +120,8 @@ def _reference_features(mol):
         return row
 
     source = {"atomic-number": "GetAtomicNum", "group": "GetAtomicNum", "period": "GetAtomicNum",
-              "total-valence": "GetTotalValence", "hybridization": "GetHybridization", "chirality": "GetChiralTag"}
+              "total-valence": "GetTotalValence", "hybridization": "GetHybridization", "chirality": "GetChiralTag",
+              "total-hs": "GetTotalNumHs"}
     floats = {"degree": lambda a: a.GetDegree(), "formal-charge": lambda a: a.GetFormalCharge(),
               "radical-electron": lambda a: a.GetNumRadicalElectrons(), "aromatic": lambda a: a.GetIsAromatic(),
               "in-ring": lambda a: a.IsInRing(), "mass": lambda a: a.GetMass() / 100}  # fmt: skip

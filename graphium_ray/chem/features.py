@@ -94,6 +94,7 @@ ATOM_ONEHOT_TABLES: dict[str, np.ndarray] = {
         64,
         7,
     ),
+    "total-hs": _onehot_table({h: h for h in range(5)}, 64, 6),  # hydrogens on the atom, 0-4, other
     "chirality": _onehot_table(
         {int(Chem.ChiralType.CHI_TETRAHEDRAL_CW): 0, int(Chem.ChiralType.CHI_TETRAHEDRAL_CCW): 1},
         64,

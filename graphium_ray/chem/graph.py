@@ -123,10 +123,10 @@ _A, _B = Chem.Atom, Chem.Bond
 _ATOM_GETTERS = {
     "z": _A.GetAtomicNum, "val": _A.GetTotalValence, "chg": _A.GetFormalCharge,
     "rad": _A.GetNumRadicalElectrons, "aro": _A.GetIsAromatic, "hyb": _A.GetHybridization,
-    "chi": _A.GetChiralTag,
+    "chi": _A.GetChiralTag, "hs": _A.GetTotalNumHs,
 }  # fmt: skip
 _ONEHOT_SOURCE = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
-                  "hybridization": "hyb", "chirality": "chi"}  # fmt: skip
+                  "hybridization": "hyb", "chirality": "chi", "total-hs": "hs"}  # fmt: skip
 _FLOAT_SOURCE = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
                  "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
 # bond order as a double → BondType value, for bonds read without the (slow) enum getter
