@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from graphium_ray.nn.layer_registry import LAYERS
+
 Level = Literal["graph", "node", "edge"]
 TaskKind = Literal["regression", "binary", "multiclass", "ordinal"]
 LossName = Literal["mse", "mae", "bce", "ce", "hybrid_ranked"]
@@ -168,7 +170,7 @@ class DataConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    layer: Literal["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"] = "gine"
+    layer: str = "gine"  # a name in graphium_ray/nn/layer_registry.py
     hidden_dim: int = Field(default=64, ge=1)
     num_layers: int = Field(default=4, ge=1)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
@@ -186,6 +188,13 @@ class ModelConfig(_Strict):
     pe_combine: Literal["add", "concat"] = "add"
     parametrization: Literal["sp", "mup"] = "sp"
     base_hidden_dim: int = Field(default=64, ge=1)
+
+    @field_validator("layer")
+    @classmethod
+    def _registered_layer(cls, name: str) -> str:
+        if name not in LAYERS:
+            raise ValueError(f"unknown layer {name!r}; choose one of {', '.join(repr(n) for n in LAYERS)}")
+        return name
 
 
 class StaticShapeConfig(_Strict):

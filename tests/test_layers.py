@@ -8,6 +8,8 @@ from torch_geometric.nn import GCNConv, GINConv, GINEConv
 from graphium_ray.nn.gcn import GCNLayer
 from graphium_ray.nn.gin import GINLayer
 from graphium_ray.nn.gine import GINELayer
+from graphium_ray.nn.layer_registry import LAYERS, layer_class
+from graphium_ray.nn.layers import MessagePassingLayer
 
 torch.manual_seed(0)
 N, D, DE = 9, 16, 7
@@ -126,7 +128,7 @@ def test_gps_attention_stays_within_each_graph():
     assert full.shape == (N, D) and torch.isfinite(full).all()
 
 
-@pytest.mark.parametrize("kind", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"])
+@pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("virtual_node", [False, True])
 def test_every_layer_runs_in_the_network_with_all_levels(kind, virtual_node):
     from graphium_ray.batch import GraphBatch
@@ -146,3 +148,20 @@ def test_every_layer_runs_in_the_network_with_all_levels(kind, virtual_node):
     out = model(gb)
     assert out["graph"].shape == (3, 1 + 3) and out["node"].shape == (N, 1) and out["edge"].shape == (EDGES.shape[1], 1)
     out["graph"].sum().backward()
+    layer = model.blocks[0].conv
+    assert isinstance(layer, MessagePassingLayer) and type(layer) is layer_class(kind)
+    assert "math::" in type(layer).__doc__  # the math is on the class
+
+
+def test_checkpoints_with_the_old_adapter_names_still_load():
+    from graphium_ray.config import ModelConfig
+    from graphium_ray.nn.network import MultiTaskGNN
+    from graphium_ray.tasks import TaskSpec
+
+    tasks = [TaskSpec("a", "g", "graph", "regression", "mse", ("mae",), True)]
+    model = MultiTaskGNN(ModelConfig(layer="gin", hidden_dim=16, num_layers=2), D, DE, tasks)
+    old = {k.replace(".conv.", ".conv.layer.", 1): v + 1 for k, v in model.state_dict().items()}
+    assert any(".conv.layer." in k for k in old)
+    model.load_state_dict(old)  # strict
+    w = model.blocks[1].conv.mlp.net[0].weight
+    torch.testing.assert_close(w, old["blocks.1.conv.layer.mlp.net.0.weight"])

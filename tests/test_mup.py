@@ -30,7 +30,7 @@ def test_mup_model_rescales_readouts_and_learning_rates():
     readouts = [m for m in model.modules() if isinstance(m, MuLinear) and m.output_mult != 1.0]
     assert readouts and all(m.output_mult == pytest.approx(0.25) for m in readouts)
     assert {g["lr"] for g in build_optimizer(model, cfg.train).param_groups} == {0.01, 0.0025}
-    hidden = model.blocks[0].conv.layer.mlp.net[-1].weight  # 256 x 256: N(0, 1/fan_in)
+    hidden = model.blocks[0].conv.mlp.net[-1].weight  # 256 x 256: N(0, 1/fan_in)
     assert hidden.std().item() == pytest.approx(1 / np.sqrt(256), rel=0.1)
     assert TASKS
 

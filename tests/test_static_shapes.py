@@ -13,6 +13,7 @@ from graphium_ray.config import FeaturizerConfig, ModelConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES, reference_table
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.data.static_shapes import GraphTooLargeError, StaticBatcher, StaticShape, pad_batch
+from graphium_ray.nn.layer_registry import LAYERS
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
@@ -45,7 +46,7 @@ def _model(layer: str, lap: int = 3, **kw) -> MultiTaskGNN:
     return MultiTaskGNN(cfg, 84, 13, TASKS, lap, 4)
 
 
-@pytest.mark.parametrize("layer", ["gcn", "gin", "gine", "gated_gcn", "mpnn", "dmpnn", "gps"])
+@pytest.mark.parametrize("layer", list(LAYERS))
 def test_padded_batch_predicts_the_same_for_real_graphs(rows, layer):
     batch = rows_to_batch(rows, WIDTHS, 13)
     shape = StaticShape(graphs=batch.num_graphs + 5, nodes=batch.num_nodes + 17, edges=batch.edge_index.shape[1] + 9)

@@ -1,18 +1,4 @@
-"""GPS layer (Rampášek et al., NeurIPS 2022, "Recipe for a General, Powerful, Scalable Graph Transformer").
-
-.. math::
-    h^{M} = \\mathrm{Norm}(x + \\mathrm{GINE}(x, e)),\\qquad
-    h^{T} = \\mathrm{Norm}(x + \\mathrm{MHA}_{\\text{per graph}}(x)),\\qquad
-    x' = \\mathrm{FFN}(h^{M} + h^{T})
-
-Global attention runs within each graph only: nodes are scattered into a dense
-(G, N_max, D) tensor with a key-padding mask (PyG's ``to_dense_batch``), attended, and gathered back.
-
-Args:
-    dim: width D. heads: attention heads (D must be divisible by it). dropout: attention dropout.
-Shapes:
-    x (N, D), edge_index (2, E), edge_attr (E, D), batch (N,) → x' (N, D), edge_attr unchanged.
-"""
+"""GPS layer: :class:`GPSLayer`."""
 
 from __future__ import annotations
 
@@ -20,11 +6,30 @@ import torch
 from torch import nn
 
 from graphium_ray.nn.gine import GINELayer
+from graphium_ray.nn.layers import MessagePassingLayer
 from graphium_ray.nn.linear import MLP
 
 
-class GPSLayer(nn.Module):
-    updates_edges = False
+class GPSLayer(MessagePassingLayer):
+    """GPS layer (Rampášek et al., NeurIPS 2022, "Recipe for a General, Powerful, Scalable Graph Transformer").
+
+    .. math::
+        h^{M} = \\mathrm{Norm}(x + \\mathrm{GINE}(x, e)),\\qquad
+        h^{T} = \\mathrm{Norm}(x + \\mathrm{MHA}_{\\text{per graph}}(x)),\\qquad
+        x' = \\mathrm{FFN}(h^{M} + h^{T})
+
+    Global attention runs within each graph only: nodes are scattered into a dense
+    (G, N_max, D) tensor with a key-padding mask (PyG's ``to_dense_batch``), attended, and gathered back.
+
+    Args:
+        dim: width D. heads: attention heads (D must be divisible by it). dropout: attention dropout.
+    Shapes:
+        x (N, D), edge_index (2, E), edge_attr (E, D), batch (N,) → x' (N, D), edge_attr unchanged.
+    """
+
+    @classmethod
+    def build(cls, dim: int, heads: int, dropout: float) -> GPSLayer:
+        return cls(dim, heads, dropout)
 
     def __init__(self, dim: int, heads: int = 4, dropout: float = 0.0):
         super().__init__()

@@ -1,49 +1,39 @@
-"""Layer registry: config name → message-passing layer of width D → D.
-
-Every layer has ``forward(x (N, D), edge_index (2, E), edge_attr (E, D), batch=, num_graphs=)``
-→ ``(x' (N, D), edge_attr' (E, D))``; layers that compute new edge features set
-``updates_edges = True``.
-"""
+"""The contract of a message-passing layer, and building one by its config name."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+import torch
 from torch import nn
 
-from graphium_ray.nn.dmpnn import DMPNNLayer
-from graphium_ray.nn.gated_gcn import GatedGCNLayer
-from graphium_ray.nn.gcn import GCNLayer
-from graphium_ray.nn.gin import GINLayer
-from graphium_ray.nn.gine import GINELayer
-from graphium_ray.nn.gps import GPSLayer
-from graphium_ray.nn.mpnn import MPNNPlusLayer
+from graphium_ray.nn.layer_registry import layer_class
 
 
-class _IgnoreBatch(nn.Module):
-    """Adapts a (x, edge_index, edge_attr) layer to the common signature."""
+class MessagePassingLayer(nn.Module):
+    """One message-passing layer of the network's blocks.
 
-    updates_edges = False
+    ``forward(x (N, D), edge_index (2, E), edge_attr (E, D), batch (N,) or None, num_graphs or None)``
+    → ``(x' (N, D), edge_attr' (E, D))``; ``batch`` / ``num_graphs`` are for layers that act per
+    graph (GPS attention), the others ignore them.
 
-    def __init__(self, layer: nn.Module):
-        super().__init__()
-        self.layer = layer
+    ``reads_edges``: the layer uses edge features (without it and without edge heads the network
+    creates no bond encoder). ``updates_edges``: it returns new edge features (the network norms
+    them and feeds them to the next block); otherwise ``edge_attr`` comes back unchanged.
+    ``build(dim, heads, dropout)`` makes the layer of width D → D from the model config.
+    """
 
-    def forward(self, x, edge_index, edge_attr, batch=None, num_graphs=None):
-        return self.layer(x, edge_index, edge_attr)
+    reads_edges: ClassVar[bool] = True
+    updates_edges: ClassVar[bool] = False
+
+    @classmethod
+    def build(cls, dim: int, heads: int, dropout: float) -> MessagePassingLayer:
+        return cls(dim)
+
+    def forward(self, x_ND: torch.Tensor, edge_index: torch.Tensor, edge_attr_ED: torch.Tensor,
+                batch: torch.Tensor | None = None, num_graphs: int | None = None):  # fmt: skip
+        raise NotImplementedError
 
 
-def make_layer(kind: str, dim: int, heads: int = 4, dropout: float = 0.0) -> nn.Module:
-    if kind == "gcn":
-        return _IgnoreBatch(GCNLayer(dim, dim))
-    if kind == "gin":
-        return _IgnoreBatch(GINLayer(dim, dim))
-    if kind == "gine":
-        return _IgnoreBatch(GINELayer(dim, dim, edge_dim=dim))
-    if kind == "gated_gcn":
-        return GatedGCNLayer(dim)
-    if kind == "mpnn":
-        return MPNNPlusLayer(dim)
-    if kind == "dmpnn":
-        return DMPNNLayer(dim)
-    if kind == "gps":
-        return GPSLayer(dim, heads, dropout)
-    raise ValueError(f"unknown layer '{kind}'")
+def make_layer(kind: str, dim: int, heads: int = 4, dropout: float = 0.0) -> MessagePassingLayer:
+    return layer_class(kind).build(dim, heads, dropout)

@@ -1,31 +1,33 @@
-"""MPNN++ layer: GPS++-style message passing with edge updates (Masters et al. 2022,
-"GPS++: An Optimised Hybrid MPNN/Transformer for Molecular Property Prediction").
-
-For an edge j → i:
-
-.. math::
-    e'_{ji} = \\mathrm{MLP}_e([x_j \\,\\|\\, x_i \\,\\|\\, e_{ji}])
-
-    x'_i = \\mathrm{MLP}_n\\Big([x_i \\,\\|\\, \\textstyle\\sum_{j \\to i} e'_{ji} \\,\\|\\, \\sum_{i \\to k} e'_{ik}]\\Big)
-
-i.e. each node sees the updated messages it receives and those it sends.
-
-Args:
-    dim: width D of nodes and edges (MLPs: 3D → D → D, with ReLU).
-Shapes:
-    x (N, D), edge_index (2, E), edge_attr (E, D) → x' (N, D), e' (E, D).
-"""
+"""MPNN++ layer: GPS++-style message passing with edge updates: :class:`MPNNPlusLayer`."""
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from graphium_ray.nn.layers import MessagePassingLayer
 from graphium_ray.nn.linear import MLP
 from graphium_ray.nn.scatter import scatter_sum
 
 
-class MPNNPlusLayer(nn.Module):
+class MPNNPlusLayer(MessagePassingLayer):
+    """MPNN++ layer: GPS++-style message passing with edge updates (Masters et al. 2022,
+    "GPS++: An Optimised Hybrid MPNN/Transformer for Molecular Property Prediction").
+
+    For an edge j → i:
+
+    .. math::
+        e'_{ji} = \\mathrm{MLP}_e([x_j \\,\\|\\, x_i \\,\\|\\, e_{ji}])
+
+        x'_i = \\mathrm{MLP}_n\\Big([x_i \\,\\|\\, \\textstyle\\sum_{j \\to i} e'_{ji} \\,\\|\\, \\sum_{i \\to k} e'_{ik}]\\Big)
+
+    i.e. each node sees the updated messages it receives and those it sends.
+
+    Args:
+        dim: width D of nodes and edges (MLPs: 3D → D → D, with ReLU).
+    Shapes:
+        x (N, D), edge_index (2, E), edge_attr (E, D) → x' (N, D), e' (E, D).
+    """
+
     updates_edges = True
 
     def __init__(self, dim: int):

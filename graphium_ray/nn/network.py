@@ -19,6 +19,7 @@ from graphium_ray.batch import GraphBatch
 from graphium_ray.config import ModelConfig
 from graphium_ray.nn.encoders import InputEncoder, MoleculeFeatures
 from graphium_ray.nn.heads import TaskHeads
+from graphium_ray.nn.layer_registry import layer_class
 from graphium_ray.nn.layers import make_layer
 from graphium_ray.nn.linear import MLP, apply_norm, norm_layer
 from graphium_ray.nn.pooling import GraphPooling
@@ -33,7 +34,7 @@ class GNNBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, edges_out: bool = True):
         super().__init__()
         self.conv = make_layer(cfg.layer, cfg.hidden_dim, cfg.attention_heads, cfg.dropout)
-        self.updates_edges = getattr(self.conv, "updates_edges", False) and edges_out
+        self.updates_edges = self.conv.updates_edges and edges_out
         self.norm_x = norm_layer(cfg.norm, cfg.hidden_dim)
         self.norm_e = norm_layer(cfg.norm, cfg.hidden_dim) if self.updates_edges else None
         self.dropout = nn.Dropout(cfg.dropout)
@@ -62,7 +63,11 @@ class VirtualNode(nn.Module):
         return x_ND + vn_GD[batch.batch], vn_GD
 
 
-EDGE_READING_LAYERS = {"gine", "gated_gcn", "mpnn", "dmpnn", "gps"}
+def _rename_legacy_keys(state_dict: dict, prefix: str, *args) -> None:
+    """Checkpoints written before layers shared one signature held GCN/GIN/GINE weights one module
+    deeper (``blocks.i.conv.layer.*``, an adapter): read them as ``blocks.i.conv.*``."""
+    for key in [k for k in state_dict if k.startswith(prefix) and ".conv.layer." in k]:
+        state_dict[key.replace(".conv.layer.", ".conv.", 1)] = state_dict.pop(key)
 
 
 class MultiTaskGNN(nn.Module):
@@ -75,9 +80,10 @@ class MultiTaskGNN(nn.Module):
                  binary_prevalence: dict[str, float] | None = None,
                  molecule_features: dict | None = None):  # fmt: skip
         super().__init__()
+        self._register_load_state_dict_pre_hook(_rename_legacy_keys)
         d = cfg.hidden_dim
         edge_heads = any(t.level == "edge" for t in tasks)
-        use_edges = edge_heads or cfg.layer in EDGE_READING_LAYERS
+        use_edges = edge_heads or layer_class(cfg.layer).reads_edges
         self.encoder = InputEncoder(atom_dim, bond_dim, d, laplacian_k, random_walk_k, cfg.pe_dim, cfg.pe_combine,
                                     use_edges=use_edges)  # fmt: skip
         self.blocks = nn.ModuleList(
