@@ -298,3 +298,21 @@ def test_from_sweep_refuses_a_contradicting_parametrization_or_width():
     sp = {"sweep_dir": "s", "fixed": {"parametrization": "sp", "width": 64, "base_hidden_dim": 64, "overrides": []}}
     with pytest.raises(ConfigError, match="do not transfer"):
         check_sweep_transfer(RunConfig.model_validate({**base, "model": {"hidden_dim": 256}}), sp)
+
+
+def test_a_run_directory_holding_another_configs_run_is_refused(tmp_path):
+    """Ray would resume the old run's checkpoint and report it under the new config."""
+    from graphium_ray.config import dump_config
+    from graphium_ray.train.driver import check_run_dir, ray_run_name
+
+    data = {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]}
+    old = RunConfig(data=data, train=TrainConfig(epochs=8))
+    (tmp_path / "config.yaml").write_text(dump_config(old))
+    check_run_dir(RunConfig(data=data, train=TrainConfig(epochs=2)), tmp_path)  # no Ray run there yet
+    (tmp_path / "ray" / "train").mkdir(parents=True)
+    check_run_dir(old, tmp_path)  # the same config resumes
+    with pytest.raises(ConfigError, match=r"train.epochs: 8 -> 2.*use a new --output"):
+        check_run_dir(RunConfig(data=data, train=TrainConfig(epochs=2)), tmp_path)
+    shared = RunConfig(data=data, train=TrainConfig(storage_path="s3://bucket/runs"))
+    assert ray_run_name(old, tmp_path) == "train"
+    assert ray_run_name(shared, tmp_path / "a") != ray_run_name(shared, tmp_path / "b")

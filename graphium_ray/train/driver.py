@@ -12,6 +12,7 @@ unless ``train.cpus_per_worker`` says otherwise. Computed from ``ray.cluster_res
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -70,6 +71,16 @@ def train_split_bytes(prepared: PreparedData) -> int:
 CONTROLLER_POLL_S = 0.2
 
 
+def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
+    """Ray Train restores a run from ``storage_path/name``: "train" under the run directory's own
+    ``ray/``; in a shared ``train.storage_path``, a name per run directory, so that two runs never
+    resume each other."""
+    if not cfg.train.storage_path:
+        return "train"
+    digest = hashlib.blake2b(str(output_dir.resolve()).encode(), digest_size=4).hexdigest()
+    return f"{output_dir.name}-{digest}"
+
+
 def build_trainer(
     cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
     loop_extra: dict | None = None,
@@ -107,7 +118,7 @@ def build_trainer(
         datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if cfg.train.shard_train == "ray" else []),
         run_config=ray.train.RunConfig(
-            name="train",
+            name=ray_run_name(cfg, output_dir),
             storage_path=cfg.train.storage_path or str((output_dir / "ray").resolve()),
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
@@ -166,10 +177,36 @@ def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extr
     return metrics
 
 
+def _flat(tree, prefix: str = "") -> dict[str, object]:
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): tree}
+
+
+def check_run_dir(cfg: RunConfig, output_dir: Path) -> None:
+    """A run directory that already holds a Ray Train run is resumed from its last checkpoint (what
+    makes a restarted driver go on): refuse that when the config differs, since the result would
+    be the old run's under the new config's name."""
+    old_config = output_dir / "config.yaml"
+    has_ray_run = (output_dir / "ray").is_dir() or any(output_dir.glob("replicate_*/ray"))
+    if not old_config.is_file() or not has_ray_run:
+        return
+    import yaml
+
+    before, now = _flat(yaml.safe_load(old_config.read_text())), _flat(cfg.model_dump(mode="json"))
+    changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(before.keys() | now.keys())
+               if before.get(k) != now.get(k)]  # fmt: skip
+    if changed:
+        raise ConfigError(f"{output_dir} already holds a run with another config ({'; '.join(changed[:3])}"
+                          f"{'; ...' if len(changed) > 3 else ''}); Ray would resume that run: use a new --output, "
+                          "or delete the directory")  # fmt: skip
+
+
 def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path, loop_extra: dict | None = None) -> dict:
     """Fit (``train.replicates`` times), then write the run directory; returns the metrics dict
-    written to ``metrics.json``."""
+    written to ``metrics.json``. A directory holding an unfinished run of the same config resumes it."""
     output_dir = Path(output_dir)
+    check_run_dir(cfg, output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "config.yaml").write_text(dump_config(cfg))
     n = cfg.train.replicates
