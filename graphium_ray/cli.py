@@ -162,7 +162,7 @@ def cmd_train(args, cfg: RunConfig) -> int:
 def cmd_evaluate(args, cfg: RunConfig) -> int:
     from graphium_ray.data.prepare import prepare
     from graphium_ray.report import metrics_table
-    from graphium_ray.train.predict import evaluate_checkpoint
+    from graphium_ray.train.evaluate_checkpoint import evaluate_checkpoint
 
     init_ray(args.num_cpus)
     prepared = prepare(cfg.data)

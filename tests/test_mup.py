@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from graphium_ray.config import ModelConfig
-from graphium_ray.nn.linear import MuLinear
 from graphium_ray.nn.mup import classify
+from graphium_ray.nn.primitives import MuLinear
 from graphium_ray.train.coord_check import coord_check, write
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from graphium_ray.batch import GraphBatch
-from graphium_ray.nn.linear import MLP, MuLinear
+from graphium_ray.nn.primitives import MLP, MuLinear
 
 
 class PositionalEncoder(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from graphium_ray.nn.layers import MessagePassingLayer
-from graphium_ray.nn.linear import MuLinear
+from graphium_ray.nn.primitives import MuLinear
 from graphium_ray.nn.scatter import scatter_sum
 
 

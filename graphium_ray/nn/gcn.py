@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from graphium_ray.nn.layers import MessagePassingLayer
-from graphium_ray.nn.linear import MuLinear
+from graphium_ray.nn.primitives import MuLinear
 from graphium_ray.nn.scatter import scatter_count, scatter_sum
 
 

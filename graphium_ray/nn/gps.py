@@ -7,7 +7,7 @@ from torch import nn
 
 from graphium_ray.nn.gine import GINELayer
 from graphium_ray.nn.layers import MessagePassingLayer
-from graphium_ray.nn.linear import MLP
+from graphium_ray.nn.primitives import MLP
 
 
 class GPSLayer(MessagePassingLayer):

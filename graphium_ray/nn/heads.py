@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from graphium_ray.nn.linear import MLP
+from graphium_ray.nn.primitives import MLP
 from graphium_ray.tasks import TaskSpec, head_groups, tasks_at
 
 LEVELS = ("graph", "node", "edge")

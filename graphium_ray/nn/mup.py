@@ -22,7 +22,7 @@ import math
 import torch
 from torch import nn
 
-from graphium_ray.nn.linear import MuLinear
+from graphium_ray.nn.primitives import MuLinear
 
 
 def base_shapes(model: nn.Module) -> dict[str, list[int]]:

@@ -21,8 +21,8 @@ from graphium_ray.nn.encoders import InputEncoder, MoleculeFeatures
 from graphium_ray.nn.heads import TaskHeads
 from graphium_ray.nn.layer_registry import layer_class
 from graphium_ray.nn.layers import make_layer
-from graphium_ray.nn.linear import MLP, apply_norm, norm_layer
 from graphium_ray.nn.pooling import GraphPooling
+from graphium_ray.nn.primitives import MLP, apply_norm, norm_layer
 from graphium_ray.nn.scatter import scatter_sum
 from graphium_ray.tasks import TaskSpec
 

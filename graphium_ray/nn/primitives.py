@@ -1,4 +1,5 @@
-"""The one Linear layer every module uses, so µP can rescale any of them in one place.
+"""The pieces every layer is built of: the one Linear layer (so µP can rescale any of them in one
+place), the MLP, and the node/edge norms (batch norm that skips static-shape padding, layer norm).
 
 ``MuLinear`` is ``nn.Linear`` with an ``output_mult`` (1.0 by default): y = output_mult · (x Wᵀ + b).
 Under µP (see :mod:`graphium_ray.nn.mup`) readout layers get ``output_mult = 1 / width_mult``.
