@@ -1,7 +1,9 @@
 """``graphium-ray``: prepare | train | evaluate | predict | fingerprint | finetune | sweep | coord-check | make-data.
 
-Every command takes a YAML config, repeatable ``--set dotted.key=value`` overrides and ``--output``.
-With ``RAY_ADDRESS`` set (e.g. under ``ray job submit``) it joins that cluster; otherwise it starts
+The commands over a run config (prepare, train, evaluate, finetune) take the YAML, repeatable
+``--set dotted.key=value`` overrides and ``--output``; ``sweep`` takes a sweep YAML, ``predict`` /
+``fingerprint`` a checkpoint and input files, ``make-data`` a dataset name. Every command is one
+``cmd_*(args)`` in :data:`COMMANDS`. With ``RAY_ADDRESS`` set (e.g. under ``ray job submit``) it joins that cluster; otherwise it starts
 a local Ray cluster in-process with ``--num-cpus`` CPUs (default: all).
 """
 
@@ -124,7 +126,8 @@ def _run_dir(cfg: RunConfig, output: str | None) -> Path:
     return path
 
 
-def cmd_prepare(args, cfg: RunConfig) -> int:
+def cmd_prepare(args) -> int:
+    cfg = run_config(args)
     from graphium_ray.data.prepare import prepare
 
     init_ray(args.num_cpus)
@@ -135,7 +138,8 @@ def cmd_prepare(args, cfg: RunConfig) -> int:
     return 0
 
 
-def cmd_train(args, cfg: RunConfig) -> int:
+def cmd_train(args) -> int:
+    cfg = run_config(args)
     from graphium_ray.data.prepare import prepare
     from graphium_ray.report import metrics_table
     from graphium_ray.train.driver import run_training
@@ -159,7 +163,8 @@ def cmd_train(args, cfg: RunConfig) -> int:
     return 0
 
 
-def cmd_evaluate(args, cfg: RunConfig) -> int:
+def cmd_evaluate(args) -> int:
+    cfg = run_config(args)
     from graphium_ray.data.prepare import prepare
     from graphium_ray.report import metrics_table
     from graphium_ray.train.evaluate_checkpoint import evaluate_checkpoint
@@ -212,7 +217,8 @@ def cmd_infer(args) -> int:
     return 0
 
 
-def cmd_finetune(args, cfg: RunConfig) -> int:
+def cmd_finetune(args) -> int:
+    cfg = run_config(args)
     from graphium_ray.data.prepare import prepare
     from graphium_ray.report import metrics_table
     from graphium_ray.train.driver import run_training
@@ -267,39 +273,45 @@ def check_sweep_transfer(cfg: RunConfig, provenance: dict) -> None:
                           "(sweep with model.parametrization=mup to tune narrow and train wide)")  # fmt: skip
 
 
+def run_config(args) -> RunConfig:
+    """The validated run config of a config command: the YAML, what ``--from-sweep`` carries, then
+    ``--set`` overrides (checked against the sweep); ``args.provenance`` records the sweep."""
+    provenance = None
+    if getattr(args, "from_sweep", None):
+        from_sweep, provenance = sweep_overrides(args.from_sweep)
+        args.overrides = from_sweep + args.overrides
+    cfg = load_config(args.config, args.overrides)
+    if provenance is not None:
+        check_sweep_transfer(cfg, provenance)
+    if cfg.train.accelerator == "ipu" and args.command in ("train", "finetune"):
+        from graphium_ray.accelerators import require_poptorch
+
+        require_poptorch()  # before any work: PopTorch is not on PyPI
+    args.provenance = provenance
+    return cfg
+
+
+def cmd_make_data(args) -> int:
+    from graphium_ray.data.builtin import build_qm9_charges, build_quickstart
+
+    out = args.output or f"data/generated/{args.name.replace('-', '_')}"
+    if args.name == "quickstart":
+        print("\n".join(f"{k}: {v}" for k, v in build_quickstart(out, args.molecules).items()))
+    else:
+        print(f"charges: {build_qm9_charges(out, args.molecules)}")
+    return 0
+
+
+COMMANDS = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune,
+            "sweep": cmd_sweep, "coord-check": cmd_coord_check, "predict": cmd_infer, "fingerprint": cmd_infer,
+            "make-data": cmd_make_data}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", force=True)
     try:
-        if args.command == "make-data":
-            from graphium_ray.data.builtin import build_qm9_charges, build_quickstart
-
-            out = args.output or f"data/generated/{args.name.replace('-', '_')}"
-            if args.name == "quickstart":
-                print("\n".join(f"{k}: {v}" for k, v in build_quickstart(out, args.molecules).items()))
-            else:
-                print(f"charges: {build_qm9_charges(out, args.molecules)}")
-            return 0
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "coord-check":
-            return cmd_coord_check(args)
-        if args.command in ("predict", "fingerprint"):
-            return cmd_infer(args)
-        provenance = None
-        if getattr(args, "from_sweep", None):
-            from_sweep, provenance = sweep_overrides(args.from_sweep)
-            args.overrides = from_sweep + args.overrides
-        cfg = load_config(args.config, args.overrides)
-        if provenance is not None:
-            check_sweep_transfer(cfg, provenance)
-        if cfg.train.accelerator == "ipu" and args.command in ("train", "finetune"):
-            from graphium_ray.accelerators import require_poptorch
-
-            require_poptorch()  # before any work: PopTorch is not on PyPI
-        args.provenance = provenance
-        commands = {"prepare": cmd_prepare, "train": cmd_train, "evaluate": cmd_evaluate, "finetune": cmd_finetune}
-        return commands[args.command](args, cfg)
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         if debug_requested(args.debug):
             raise
