@@ -13,11 +13,11 @@ import pytest
 import torch
 import yaml
 
+from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.cli import main
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import descriptor_labels, qm9_sample
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
-from graphium_ray.train.checkpoint import load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.cli import main
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
-from graphium_ray.train.checkpoint import load_checkpoint
 
 INVALID = {"C1CC": "unparsable", "not_a_smiles": "unparsable", "": "empty", "c1ccccc1X": "unparsable"}
 

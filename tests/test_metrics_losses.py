@@ -6,11 +6,11 @@ import torch
 from scipy.stats import pearsonr
 from sklearn.metrics import average_precision_score, mean_absolute_error, r2_score, roc_auc_score
 
+from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train import metrics as M
 from graphium_ray.train.evaluate import compute_metrics
 from graphium_ray.train.losses import multitask_loss
-from graphium_ray.train.normalize import LabelNormalizer
 
 rng = np.random.default_rng(0)
 

@@ -107,11 +107,11 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
     import pyarrow.parquet as pq
     import yaml
 
+    from graphium_ray.checkpoints import load_checkpoint
     from graphium_ray.cli import main
     from graphium_ray.data.builtin import reference_table
     from graphium_ray.data.cache import PreparedData
     from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
-    from graphium_ray.train.checkpoint import load_checkpoint
 
     pq.write_table(reference_table(), tmp_path / "ref.parquet")
     cfg = {"name": "molfeat",

@@ -19,17 +19,18 @@ def test_classification_by_base_shape():
 
 def test_mup_model_rescales_readouts_and_learning_rates():
     from graphium_ray.config import RunConfig
-    from graphium_ray.train.checkpoint import build_model
+    from graphium_ray.nn.build import build_network
     from graphium_ray.train.coord_check import TASKS, _data_info
     from graphium_ray.train.optim import build_optimizer
 
     cfg = RunConfig(data={"datasets": [{"name": "r", "path": "-", "tasks": [{"columns": ["y"]}]}]},
                     model=ModelConfig(hidden_dim=256, base_hidden_dim=64, parametrization="mup", norm="none"),
                     train={"lr": 0.01})  # fmt: skip
-    model = build_model(cfg, _data_info(79))
+    built = build_network(cfg.model, _data_info(79))
+    model = built.model
     readouts = [m for m in model.modules() if isinstance(m, MuLinear) and m.output_mult != 1.0]
     assert readouts and all(m.output_mult == pytest.approx(0.25) for m in readouts)
-    assert {g["lr"] for g in build_optimizer(model, cfg.train).param_groups} == {0.01, 0.0025}
+    assert {g["lr"] for g in build_optimizer(model, cfg.train, built.lr_mult).param_groups} == {0.01, 0.0025}
     hidden = model.blocks[0].conv.mlp.net[-1].weight  # 256 x 256: N(0, 1/fan_in)
     assert hidden.std().item() == pytest.approx(1 / np.sqrt(256), rel=0.1)
     assert TASKS

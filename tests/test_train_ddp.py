@@ -34,8 +34,8 @@ def _every_layer_one_epoch(config: dict) -> None:
 
     from graphium_ray.accelerators import lightning_trainer_kwargs
     from graphium_ray.config import RunConfig
+    from graphium_ray.nn.build import build_network
     from graphium_ray.tasks import TaskSpec
-    from graphium_ray.train.checkpoint import build_model
     from graphium_ray.train.loop import _train_batches
     from graphium_ray.train.module import MultiTaskModule
 
@@ -48,7 +48,7 @@ def _every_layer_one_epoch(config: dict) -> None:
         cfg = RunConfig.model_validate({**config["run"], "model": {"hidden_dim": 16, "num_layers": 2,
                                                                    "head_hidden_dim": 16, **model}})  # fmt: skip
         torch.manual_seed(0)
-        net = build_model(cfg, data)
+        net = build_network(cfg.model, data).model
         module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, 4)
         trainer = pl.Trainer(**lightning_trainer_kwargs(cfg.train), max_epochs=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

@@ -18,8 +18,8 @@ from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.cache import PreparedData
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.data.scaffold import scaffold_of, scaffold_split
+from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.checkpoint import build_model
 from graphium_ray.train.losses import multitask_loss
 from graphium_ray.train.module import MultiTaskModule
 from graphium_ray.train.schedule import lr_multiplier
@@ -49,7 +49,7 @@ def _initial_loss(smiles: list[str], prevalence: float, seed: int) -> tuple[floa
     torch.manual_seed(seed)
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=64, num_layers=4, pooling=["sum", "mean"]))  # fmt: skip
-    model = build_model(cfg, data)
+    model = build_network(cfg.model, data).model
     _, per_task = multitask_loss({"graph": [BINARY, REGRESSION]}, model(batch), batch.y)
     return per_task["d/active"], per_task["d/logp"]
 
@@ -127,7 +127,7 @@ def test_lightning_module_trains_and_validates_in_real_units(precision):
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=32, num_layers=2, head_hidden_dim=32),
                     train=TrainConfig(epochs=30, lr=3e-3, warmup_epochs=1, precision=precision))  # fmt: skip
-    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
     losses = []
 
     class Record(pl.Callback):
@@ -158,7 +158,7 @@ def test_ema_averages_every_step_and_validation_sees_the_average():
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16),
                     train=TrainConfig(epochs=2, lr=3e-3, ema_decay=decay))  # fmt: skip
-    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
     snapshots, seen_by_validation, after_validation = [], [], []
 
     class Record(pl.Callback):
@@ -198,7 +198,7 @@ def test_progress_bar_counts_every_step_and_shows_the_running_loss(monkeypatch):
     batches, tasks, data = _module_batches()
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16), train=TrainConfig(epochs=2))
-    module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
     bars, step_losses = [], []
 
     def recording_bar(total, desc):  # Ray's real bar, its calls recorded

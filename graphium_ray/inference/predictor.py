@@ -22,17 +22,14 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.config import ConfigError, FeaturizerConfig
 from graphium_ray.data.cells import INPUT_ERROR
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.in_memory import molecule_rows
+from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
 from graphium_ray.tasks import TaskSpec, tasks_at
-from graphium_ray.train.checkpoint import load_checkpoint
-from graphium_ray.train.evaluate import to_real_units
-from graphium_ray.train.losses import column_slices
-from graphium_ray.train.metrics import probabilities
-from graphium_ray.train.normalize import LabelNormalizer
 
 LEVELS = ("graph", "node", "edge")
 

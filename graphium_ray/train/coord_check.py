@@ -17,8 +17,8 @@ import torch
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.checkpoint import build_model
 from graphium_ray.train.losses import multitask_loss
 from graphium_ray.train.optim import build_optimizer
 
@@ -48,8 +48,9 @@ def activation_scales(parametrization: str, width: int, base_width: int, lr: flo
                             parametrization=parametrization, head_hidden_dim=32, pooling=["mean"])  # fmt: skip
     cfg = RunConfig(data={"datasets": [{"name": "ref", "path": "-", "tasks": [{"columns": ["logp"]}]}]},
                     model=model_cfg, train=TrainConfig(lr=lr, grad_clip=None))  # fmt: skip
-    model = build_model(cfg, _data_info(batch.x.shape[1]))
-    optimizer = build_optimizer(model, cfg.train)
+    built = build_network(cfg.model, _data_info(batch.x.shape[1]))
+    model = built.model
+    optimizer = build_optimizer(model, cfg.train, built.lr_mult)
     records: dict[str, float] = {}
     hooks = [block.register_forward_hook(_recorder(records, f"block_{i}")) for i, block in enumerate(model.blocks)]
     hooks.append(model.encoder.register_forward_hook(_recorder(records, "encoder")))

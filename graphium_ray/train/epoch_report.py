@@ -17,8 +17,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
+from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
-from graphium_ray.train.checkpoint import report_with_checkpoint, save_checkpoint
+from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.evaluate import flatten_metrics
 from graphium_ray.train.module import MultiTaskModule, current_lr, gather_objects
 from graphium_ray.train.run_loggers import RunLoggers

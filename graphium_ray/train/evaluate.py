@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from graphium_ray.batch import GraphBatch
+from graphium_ray.outputs import LabelNormalizer, column_slices, to_real_units
 from graphium_ray.tasks import TaskSpec, tasks_at
-from graphium_ray.train.losses import column_slices
 from graphium_ray.train.metrics import task_metrics
-from graphium_ray.train.normalize import LabelNormalizer
 
 LEVELS = ("graph", "node", "edge")
 
@@ -58,15 +57,6 @@ def merge_predictions(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
             keys = [k for k in ("pred", "y", "key") if all(k in p for p in present)]
             merged[level] = {k: np.concatenate([p[k] for p in present]) for k in keys}
     return merged
-
-
-def to_real_units(tasks: list[TaskSpec], normalizer: LabelNormalizer, level: str, pred: np.ndarray) -> np.ndarray:
-    """Head outputs → regression predictions in label units (other kinds unchanged)."""
-    out = pred.copy()
-    for j, (task, cols) in enumerate(zip(tasks, column_slices(tasks), strict=True)):
-        if task.kind == "regression":
-            out[:, cols] = normalizer.denormalize_task(level, j, torch.from_numpy(pred[:, cols])).numpy()
-    return out
 
 
 def compute_metrics(tasks: list[TaskSpec], normalizer: LabelNormalizer, preds: dict) -> dict[str, dict]:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.data.cache import PreparedData
 from graphium_ray.data.collate import GraphCollate
 from graphium_ray.data.reader import read_split
+from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.checkpoint import load_checkpoint
 from graphium_ray.train.evaluate import collect_predictions, compute_metrics
-from graphium_ray.train.normalize import LabelNormalizer
 
 
 def evaluate_checkpoint(checkpoint: str | Path, prepared: PreparedData, split: str, batch_size: int = 256) -> dict:

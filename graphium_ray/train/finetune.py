@@ -23,12 +23,12 @@ import numpy as np
 import ray
 import torch
 
+from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.config import ConfigError, FeaturizerConfig, FinetuneConfig, RunConfig
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.reader import read_split
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.checkpoint import load_checkpoint
 from graphium_ray.train.metrics import task_metrics
 
 HEAD_FIELDS = {"dropout", "head_hidden_dim", "head_layers", "head_norm"}

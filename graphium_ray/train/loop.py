@@ -28,12 +28,14 @@ import torch
 
 from graphium_ray.accelerators import lightning_trainer_kwargs
 from graphium_ray.batch import GraphBatch
+from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, mol_feat_dim, pe_widths
+from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
-from graphium_ray.train.checkpoint import build_model, report_with_checkpoint, save_checkpoint
+from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.module import MultiTaskModule, gather_objects
@@ -142,7 +144,7 @@ def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best:
 
 def _score_test(cfg: RunConfig, data: dict, net: torch.nn.Module, tasks: list[TaskSpec], worker) -> tuple[dict, dict]:
     """(test metrics, gathered graph-level predictions with keys) of ``net`` on the whole test split."""
-    from graphium_ray.train.normalize import LabelNormalizer
+    from graphium_ray.outputs import LabelNormalizer
 
     device = ray.train.torch.get_device()
     net = net.to(device).eval()
@@ -162,7 +164,8 @@ def train_loop_per_worker(config: dict) -> None:
     seed_everything(cfg.train.seed)
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
-    net = build_model(cfg, data)
+    built = build_network(cfg.model, data)
+    net = built.model
     state, optimizer_state, best = _restore(net)
     finetune = config.get("finetune")
     if finetune and state["epoch"] == 0:
@@ -171,7 +174,8 @@ def train_loop_per_worker(config: dict) -> None:
     steps = math.ceil(data["splits"]["train"] / cfg.train.batch_size)
     module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps, epoch_offset=state["epoch"],
                              step_offset=state["global_step"], compile_net=cfg.train.compile,
-                             frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0)  # fmt: skip
+                             frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0,
+                             lr_mult=built.lr_mult)  # fmt: skip
     module.optimizer_state = optimizer_state
     module.ema = best.pop("ema", None)
     started = time.time()

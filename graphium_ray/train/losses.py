@@ -14,16 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from graphium_ray.outputs import column_slices
 from graphium_ray.tasks import TaskSpec
-
-
-def column_slices(tasks: list[TaskSpec]) -> list[slice]:
-    """The head-output columns of each task of one level."""
-    out, start = [], 0
-    for t in tasks:
-        out.append(slice(start, start + t.out_dim))
-        start += t.out_dim
-    return out
 
 
 def elementwise_task_loss(task: TaskSpec, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from graphium_ray.outputs import probabilities
+
 
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing their mean rank (as ``scipy.stats.rankdata``; NumPy only, so
@@ -84,17 +86,6 @@ def macro_auroc(y: np.ndarray, probs: np.ndarray) -> float | None:
 
 REGRESSION = {"mae": mae, "rmse": rmse, "pearson": pearson, "r2": r2}
 BINARY = {"auroc": auroc, "average_precision": average_precision}
-
-
-def probabilities(kind: str, out: np.ndarray) -> np.ndarray:
-    """Head outputs (M, out_dim) → binary: σ(logit); multiclass/ordinal: softmax over the class
-    logits; regression: unchanged."""
-    if kind == "binary":
-        return 1.0 / (1.0 + np.exp(-out))
-    if kind in ("multiclass", "ordinal"):
-        shifted = np.exp(out - out.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return out
 
 
 def task_metrics(kind: str, names: tuple[str, ...] | list[str], y: np.ndarray, out: np.ndarray) -> dict:

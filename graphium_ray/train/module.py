@@ -19,10 +19,10 @@ import torch.distributed as dist
 
 from graphium_ray.batch import GraphBatch
 from graphium_ray.config import TrainConfig
+from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.tasks import TaskSpec, tasks_at
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
 from graphium_ray.train.losses import multitask_loss
-from graphium_ray.train.normalize import LabelNormalizer
 from graphium_ray.train.optim import build_optimizer
 from graphium_ray.train.schedule import lr_multiplier
 
@@ -49,15 +49,18 @@ def validation_loss(level_tasks: dict[str, list[TaskSpec]], normalizer: LabelNor
 
 class MultiTaskModule(pl.LightningModule):
     """``net``: the plain :class:`~graphium_ray.nn.network.MultiTaskGNN` (saved and loaded as is);
-    ``steps_per_epoch``: optimizer
-    steps of one epoch (for the schedule); ``epoch_offset`` / ``step_offset``: what a resumed run
-    has already done; ``frozen_epochs``: fine-tuning epochs with the backbone's learning rate at 0."""
+    ``steps_per_epoch``: optimizer steps of one epoch (for the schedule); ``epoch_offset`` /
+    ``step_offset``: what a resumed run has already done; ``frozen_epochs``: fine-tuning epochs with
+    the backbone's learning rate at 0; ``lr_mult``: µP learning-rate multipliers
+    (:func:`~graphium_ray.nn.build.build_network`)."""
 
     def __init__(self, net: torch.nn.Module, tasks: list[TaskSpec], label_stats: dict, train: TrainConfig,
                  steps_per_epoch: int, epoch_offset: int = 0, step_offset: int = 0,
-                 frozen_epochs: int = 0, compile_net: bool = False):  # fmt: skip
+                 frozen_epochs: int = 0, compile_net: bool = False,
+                 lr_mult: dict[str, float] | None = None):  # fmt: skip
         super().__init__()
         self.net = net
+        self.lr_mult = lr_mult or {}
         self.tasks = tasks
         self.level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in LEVELS}
         self.normalizer = LabelNormalizer(tasks, label_stats)
@@ -154,7 +157,7 @@ class MultiTaskModule(pl.LightningModule):
     # ----------------------------------------------------------------------------- optimizer
     def configure_optimizers(self):
         cfg = self.train_cfg
-        optimizer = build_optimizer(self.net, cfg)
+        optimizer = build_optimizer(self.net, cfg, self.lr_mult)
         base_lrs = [g["lr"] for g in optimizer.param_groups]
         if self.optimizer_state is not None:
             optimizer.load_state_dict(self.optimizer_state)

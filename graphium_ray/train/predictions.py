@@ -10,11 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
 from graphium_ray.tasks import TaskSpec, tasks_at
-from graphium_ray.train.evaluate import to_real_units
-from graphium_ray.train.losses import column_slices
-from graphium_ray.train.metrics import probabilities
-from graphium_ray.train.normalize import LabelNormalizer
 
 
 def predictions_table(tasks: list[TaskSpec], data: dict, preds: dict) -> pd.DataFrame:

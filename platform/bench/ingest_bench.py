@@ -37,10 +37,10 @@ from graphium_ray.batch import GraphBatch  # noqa: E402
 from graphium_ray.config import validate  # noqa: E402
 from graphium_ray.data.builtin import qm9_sample  # noqa: E402
 from graphium_ray.data.collate import collate_arrays  # noqa: E402
+from graphium_ray.nn.build import build_network  # noqa: E402
+from graphium_ray.outputs import LabelNormalizer  # noqa: E402
 from graphium_ray.tasks import TaskSpec, tasks_at  # noqa: E402
-from graphium_ray.train.checkpoint import build_model  # noqa: E402
 from graphium_ray.train.losses import multitask_loss  # noqa: E402
-from graphium_ray.train.normalize import LabelNormalizer  # noqa: E402
 from graphium_ray.train.optim import build_optimizer  # noqa: E402
 
 
@@ -66,8 +66,9 @@ def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
     items = [Data(x=g.x[nodes[i] : nodes[i + 1]], edge_index=g.edge_index[:, edges[i] : edges[i + 1]] - nodes[i],
                   edge_attr=g.edge_attr[edges[i] : edges[i + 1]], y=g.y["graph"][i : i + 1]) for i in range(table.num_rows)]  # fmt: skip
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, data)
-    optimizer = build_optimizer(model, cfg.train)
+    built = build_network(cfg.model, data)
+    model = built.model
+    optimizer = build_optimizer(model, cfg.train, built.lr_mult)
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
     level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in ("graph", "node", "edge")}
     normalizer = LabelNormalizer(tasks, data["label_stats"])
@@ -112,7 +113,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
 
     def plain() -> float:
         torch.manual_seed(0)
-        module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
         optimizer = module.configure_optimizers()
         opt, sched = optimizer["optimizer"], optimizer["lr_scheduler"]["scheduler"]
         start = time.perf_counter()
@@ -128,7 +129,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
 
     def lightning() -> float:
         torch.manual_seed(0)
-        module = MultiTaskModule(build_model(cfg, data), tasks, data["label_stats"], cfg.train, len(batches))
+        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
         trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, gradient_clip_val=cfg.train.grad_clip,
                              logger=False, enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip

@@ -21,8 +21,8 @@ import torch
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import qm9_sample
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.checkpoint import build_model
 from graphium_ray.train.losses import multitask_loss
 from graphium_ray.train.optim import build_optimizer
 
@@ -53,8 +53,9 @@ def run(param: str, width: int, base: int, lr: float, steps: int, train, val, se
                     train=TrainConfig(lr=lr))  # fmt: skip
     data = {"tasks": [t.to_dict() for t in TASKS], "atom_dim": val.x.shape[1], "bond_dim": 13,
             "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
-    model = build_model(cfg, data)
-    opt = build_optimizer(model, cfg.train)
+    built = build_network(cfg.model, data)
+    model = built.model
+    opt = build_optimizer(model, cfg.train, built.lr_mult)
     for step in range(steps):
         batch = train[step % len(train)]
         loss, _ = multitask_loss({"graph": TASKS}, model(batch), batch.y)

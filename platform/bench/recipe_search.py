@@ -44,8 +44,8 @@ def train_one(cfg, prepared, threads: int) -> dict:
     import torch
 
     from graphium_ray.data.collate import GraphCollate
+    from graphium_ray.nn.build import build_network
     from graphium_ray.tasks import TaskSpec
-    from graphium_ray.train.checkpoint import build_model
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
     from graphium_ray.train.selection import metric_value
@@ -57,7 +57,7 @@ def train_one(cfg, prepared, threads: int) -> dict:
     collate = GraphCollate(data["label_widths"], data["bond_dim"])
     batch_size = cfg.train.batch_size
     seed_everything(cfg.train.seed)
-    net = build_model(cfg, data)
+    net = build_network(cfg.model, data).model
     tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
     steps = -(-split["train"].num_rows // batch_size)
     module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps)

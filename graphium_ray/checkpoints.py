@@ -1,0 +1,53 @@
+"""Checkpoint directories: writing and reading them (used by training, inference and fine-tuning).
+
+A checkpoint directory holds: ``model.pt`` (state dict), ``optimizer.pt``, ``state.json``
+(epoch, history), ``config.yaml`` (the resolved run config), ``data.json`` (tasks, feature
+widths, label statistics: everything needed to rebuild the model and read its outputs in
+real units) and, under µP, ``mup_base_shapes.json``. Tensors are loaded with
+``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import yaml
+
+from graphium_ray.config import RunConfig, dump_config, validate
+from graphium_ray.nn.build import build_network, mup_base_shapes
+from graphium_ray.nn.network import MultiTaskGNN
+
+DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "featurizer", "cache_key",
+             "molecule_features")  # fmt: skip
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
+                    state: dict, cfg: RunConfig, data: dict) -> None:  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), directory / "model.pt")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    (directory / "state.json").write_text(json.dumps(state, indent=2))
+    (directory / "config.yaml").write_text(dump_config(cfg))
+    (directory / "data.json").write_text(json.dumps({k: data[k] for k in DATA_KEYS if k in data}, indent=1))
+    if cfg.model.parametrization == "mup":  # the base shapes travel with the weights
+        shapes = mup_base_shapes(cfg.model, data)
+        (directory / "mup_base_shapes.json").write_text(json.dumps(shapes))
+
+
+def load_checkpoint(directory: str | Path) -> tuple[RunConfig, dict, MultiTaskGNN, dict]:
+    """Rebuild (config, data info, model with weights, state) from a checkpoint directory."""
+    directory = Path(directory)
+    if not (directory / "model.pt").is_file():
+        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
+    cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))
+    data = json.loads((directory / "data.json").read_text())
+    built = build_network(cfg.model, data)
+    saved_shapes = directory / "mup_base_shapes.json"
+    if saved_shapes.exists() and json.loads(saved_shapes.read_text()) != built.base_shapes:
+        raise ValueError(f"{directory}: the saved µP base shapes differ from those of the config's base width")
+    built.model.load_state_dict(torch.load(directory / "model.pt", map_location="cpu", weights_only=True))
+    state = json.loads((directory / "state.json").read_text())
+    return cfg, data, built.model, state
