@@ -44,11 +44,13 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that names the offending field."""
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """Base of every config section (run configs and sweep files): unknown keys are errors."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class TaskGroupConfig(_Strict):
+class TaskGroupConfig(StrictModel):
     """A group of label columns of one dataset that share level, kind, loss and metrics."""
 
     columns: list[str] = Field(min_length=1, description="names or wildcards like 'assayID-*'")
@@ -79,7 +81,7 @@ class TaskGroupConfig(_Strict):
         return self
 
 
-class DatasetConfig(_Strict):
+class DatasetConfig(StrictModel):
     """One source dataset: files, SMILES column and label groups."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
@@ -95,7 +97,7 @@ class DatasetConfig(_Strict):
         return [self.path] if isinstance(self.path, str) else list(self.path)
 
 
-class SplitConfig(_Strict):
+class SplitConfig(StrictModel):
     """How molecules without a split file are assigned: ``random`` (a seeded hash of the molecule
     key) or ``scaffold`` (Bemis–Murcko scaffold groups, balanced as chemprop does: groups larger
     than half the val/test size go to train first, the rest in seeded random order)."""
@@ -112,12 +114,12 @@ class SplitConfig(_Strict):
         return v
 
 
-class PositionalEncodingConfig(_Strict):
+class PositionalEncodingConfig(StrictModel):
     laplacian_k: int = Field(default=0, ge=0, le=64)
     random_walk_k: int = Field(default=0, ge=0, le=64)
 
 
-class FeaturizerConfig(_Strict):
+class FeaturizerConfig(StrictModel):
     atom_onehot: list[
         Literal["atomic-number", "group", "period", "total-valence", "hybridization", "total-hs", "chirality"]
     ] = [
@@ -147,7 +149,7 @@ class FeaturizerConfig(_Strict):
     molecule: list[Literal["rdkit2d"]] = []
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     datasets: list[DatasetConfig] = Field(min_length=1)
     cache_dir: str = ".graphium_ray_cache"
     num_shards: int = Field(default=4, ge=1, le=100_000)
@@ -169,7 +171,7 @@ class DataConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     layer: str = "gine"  # a name in graphium_ray/nn/layer_registry.py
     hidden_dim: int = Field(default=64, ge=1)
     num_layers: int = Field(default=4, ge=1)
@@ -197,7 +199,7 @@ class ModelConfig(_Strict):
         return name
 
 
-class StaticShapeConfig(_Strict):
+class StaticShapeConfig(StrictModel):
     """Fixed batch shapes for compilers (``torch.compile(dynamic=False)``, PopTorch on IPUs).
 
     Every batch has ``batch_size + 1`` graph slots, ``batch_size × max_nodes_per_graph`` node rows
@@ -209,7 +211,7 @@ class StaticShapeConfig(_Strict):
     max_edges_per_graph: float = Field(default=72.0, gt=0.0)
 
 
-class SelectConfig(_Strict):
+class SelectConfig(StrictModel):
     """Which epoch's weights are kept: the best on a validation metric (``val/loss`` or e.g.
     ``val/tox21/NR-AR/auroc``, or ``val/mean/auroc``: the mean of a metric over all tasks that have it)."""
 
@@ -226,7 +228,7 @@ class SelectConfig(_Strict):
         return v
 
 
-class LoggersConfig(_Strict):
+class LoggersConfig(StrictModel):
     """Optional loggers of the rank-0 worker, written under ``<run dir>/logs/``. ``epochs.csv``
     and ``learning_curve.png`` are always written into the run directory."""
 
@@ -234,7 +236,7 @@ class LoggersConfig(_Strict):
     mlflow: bool = False  # local SQLite store logs/mlflow.db (needs mlflow or mlflow-skinny)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     epochs: int = Field(default=10, ge=1)
     # the global batch (all workers together), as in Graphium and chemprop; each of the
     # num_workers workers gets ceil(batch_size / num_workers) molecules per step
@@ -289,13 +291,13 @@ class TrainConfig(_Strict):
         return self
 
 
-class LoggingConfig(_Strict):
+class LoggingConfig(StrictModel):
     wandb: bool = False
     project: str = "graphium-ray"
     loggers: LoggersConfig = LoggersConfig()
 
 
-class FinetuneConfig(_Strict):
+class FinetuneConfig(StrictModel):
     """Start from a pretrained checkpoint (``graphium-ray finetune CHECKPOINT CONFIG``).
 
     The backbone architecture and the featurizer come from the checkpoint; the config's tasks get
@@ -310,7 +312,7 @@ class FinetuneConfig(_Strict):
     mode: Literal["full", "linear_probe"] = "full"
 
 
-class RunConfig(_Strict):
+class RunConfig(StrictModel):
     """The whole run: data, model, training, logging (and, for fine-tuning, where to start from)."""
 
     name: str = "run"
@@ -327,11 +329,12 @@ SYNONYMS = {"classification": "binary", "multilabel": "binary", "ap": "average_p
             "batch": "batch_size", "learning_rate": "lr", "hidden": "hidden_dim", "depth": "num_layers"}  # fmt: skip
 
 
-def _model_at(loc: tuple) -> type[BaseModel] | None:
-    """The config class that owns the last key of ``loc`` (list indices skipped), for listing its keys."""
+def _model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The config class under ``root`` that owns the last key of ``loc`` (list indices skipped), for
+    listing its keys."""
     import typing
 
-    model: Any = RunConfig
+    model: Any = root
     for part in loc[:-1]:
         if isinstance(part, int) or model is None:
             continue
@@ -344,13 +347,17 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config {source}:"]
+def format_validation_error(err: ValidationError, source: str, root: type[BaseModel] | None = None,
+                            what: str = "config") -> str:  # fmt: skip
+    """One line per problem: the dotted key, what is wrong (unknown keys list the valid ones and a
+    synonym users bring from chemprop / Graphium), and the value given."""
+    root = root or RunConfig
+    lines = [f"invalid {what} {source}:"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            owner = _model_at(tuple(e["loc"]))
+            owner = _model_at(root, tuple(e["loc"]))
             key = str(e["loc"][-1])
             hint = f"; did you mean '{SYNONYMS[key]}'?" if key in SYNONYMS else ""
             valid = f" (valid keys: {', '.join(owner.model_fields)})" if owner is not None else ""
@@ -410,7 +417,7 @@ def validate(raw: dict[str, Any], source: str = "<dict>") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source)) from None
 
 
 def load_raw(path: str | Path) -> dict[str, Any]:

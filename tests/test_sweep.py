@@ -44,6 +44,19 @@ def test_test_split_objective_is_refused(sweep_files, tmp_path):
         load_sweep(tmp_path / "bad.yaml")
 
 
+def test_a_sweep_file_error_names_the_key_like_a_run_config_error(sweep_files, tmp_path):
+    raw = yaml.safe_load((sweep_files / "sweep.yaml").read_text())
+    raw["scheduler"]["grace"] = 1
+    raw["search"]["algorithm"] = "bayes"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError) as err:
+        load_sweep(tmp_path / "bad.yaml")
+    message = str(err.value)
+    assert message.startswith(f"invalid sweep {tmp_path / 'bad.yaml'}:")
+    assert "scheduler.grace: unknown key (valid keys: type, grace_period, reduction_factor)" in message
+    assert "search.algorithm: must be one of 'optuna', 'random' or 'grid'; got 'bayes'" in message
+
+
 def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, capsys):
     out = sweep_files / "out"
     assert main(["sweep", str(sweep_files / "sweep.yaml"), "--output", str(out)]) == 0

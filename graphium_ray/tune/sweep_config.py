@@ -21,16 +21,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from graphium_ray.config import ConfigError, RunConfig, apply_overrides, load_raw, validate
+from graphium_ray.config import (
+    ConfigError,
+    RunConfig,
+    StrictModel,
+    apply_overrides,
+    format_validation_error,
+    load_raw,
+    validate,
+)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Dimension(_Strict):
+class Dimension(StrictModel):
     type: Literal["loguniform", "uniform", "choice", "randint", "grid"]
     low: float | None = None
     high: float | None = None
@@ -48,18 +52,18 @@ class Dimension(_Strict):
         return self
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictModel):
     algorithm: Literal["optuna", "random", "grid"] = "optuna"
     seed: int = 0
 
 
-class SchedulerConfig(_Strict):
+class SchedulerConfig(StrictModel):
     type: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: int = Field(default=2, ge=2)
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     name: str = "sweep"
     base: str
     overrides: list[str] = []
@@ -92,10 +96,7 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, dict[str, Any], RunConfig
     try:
         sweep = SweepConfig.model_validate(raw)
     except ValidationError as err:
-        lines = [f"invalid sweep {path}:"] + [
-            f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-        ]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(format_validation_error(err, str(path), SweepConfig, "sweep")) from None
     base_raw = apply_overrides(load_raw(sweep.base), sweep.overrides)
     base = validate(base_raw, sweep.base)
     for key, dim in sweep.search_space.items():  # every sampled value must give a valid run config
