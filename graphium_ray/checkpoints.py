@@ -16,34 +16,32 @@ import torch
 import yaml
 
 from graphium_ray.config import RunConfig, dump_config, validate
+from graphium_ray.manifest import ModelData
 from graphium_ray.nn.build import build_network, mup_base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
 
-DATA_KEYS = ("tasks", "label_widths", "atom_dim", "bond_dim", "label_stats", "featurizer", "cache_key",
-             "molecule_features")  # fmt: skip
-
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
-                    state: dict, cfg: RunConfig, data: dict) -> None:  # fmt: skip
+                    state: dict, cfg: RunConfig, data: ModelData) -> None:  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), directory / "model.pt")
     if optimizer is not None:
         torch.save(optimizer.state_dict(), directory / "optimizer.pt")
     (directory / "state.json").write_text(json.dumps(state, indent=2))
     (directory / "config.yaml").write_text(dump_config(cfg))
-    (directory / "data.json").write_text(json.dumps({k: data[k] for k in DATA_KEYS if k in data}, indent=1))
+    data.model_data().write(directory / "data.json")
     if cfg.model.parametrization == "mup":  # the base shapes travel with the weights
         shapes = mup_base_shapes(cfg.model, data)
         (directory / "mup_base_shapes.json").write_text(json.dumps(shapes))
 
 
-def load_checkpoint(directory: str | Path) -> tuple[RunConfig, dict, MultiTaskGNN, dict]:
+def load_checkpoint(directory: str | Path) -> tuple[RunConfig, ModelData, MultiTaskGNN, dict]:
     """Rebuild (config, data info, model with weights, state) from a checkpoint directory."""
     directory = Path(directory)
     if not (directory / "model.pt").is_file():
         raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
     cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))
-    data = json.loads((directory / "data.json").read_text())
+    data = ModelData.read(directory / "data.json")
     built = build_network(cfg.model, data)
     saved_shapes = directory / "mup_base_shapes.json"
     if saved_shapes.exists() and json.loads(saved_shapes.read_text()) != built.base_shapes:

@@ -133,8 +133,8 @@ def cmd_prepare(args) -> int:
     init_ray(args.num_cpus)
     prepared = prepare(cfg.data, force=args.force)
     m = prepared.manifest
-    print(f"prepared {m['featurized']} molecules ({m['splits']}) in {prepared.root}")
-    print(f"skipped {m['skipped']['total']} rows ({m['skipped']['by_stage']}); report: {m['skipped']['report']}")
+    print(f"prepared {m.featurized} molecules ({m.splits}) in {prepared.root}")
+    print(f"skipped {m.skipped['total']} rows ({m.skipped['by_stage']}); report: {m.skipped['report']}")
     return 0
 
 
@@ -147,7 +147,7 @@ def cmd_train(args) -> int:
     run_dir = _run_dir(cfg, args.output)
     init_ray(args.num_cpus)
     prepared = prepare(cfg.data)
-    skipped = prepared.manifest["skipped"]
+    skipped = prepared.manifest.skipped
     if skipped["total"]:
         print(f"note: {skipped['total']} input rows were skipped; see {skipped['report']}")
     if getattr(args, "provenance", None):

@@ -100,10 +100,10 @@ def test_killed_featurization_worker_is_retried_and_rows_are_exact(ray_cluster, 
     kill_first("MapWorker", featurizing)
     thread.join(timeout=600)
     m = result["p"].manifest
-    assert m["molecules"] == m["featurized"] + m["skipped"]["by_stage"].get("featurize", 0)
+    assert m.molecules == m.featurized + m.skipped["by_stage"].get("featurize", 0)
     feats = pq.read_table(result["p"].featurized_dir, columns=["mol_key"]).column("mol_key").to_pylist()
-    assert len(feats) == len(set(feats)) == m["molecules"]  # no row lost, none written twice
-    assert m["rows_in"] == {"qm9": 3000}
+    assert len(feats) == len(set(feats)) == m.molecules  # no row lost, none written twice
+    assert m.rows_in == {"qm9": 3000}
 
 
 def test_interrupted_prepare_rerun_keeps_finished_shards(ray_cluster, qm9_file, tmp_path):

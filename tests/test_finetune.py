@@ -52,7 +52,7 @@ def test_finetune_frozen_backbone_on_static_batches(ray_cluster, trained_run, do
     backbone = [k for k in tuned_state if not k.startswith("heads.")]
     assert backbone and all(torch.equal(tuned_state[k], pre_state[k]) for k in backbone)  # frozen: unchanged
     assert list(tuned.heads.heads) == ["graph__down"]  # heads replaced
-    assert data["featurizer"] == json.loads((run / "checkpoint" / "data.json").read_text())["featurizer"]
+    assert data.featurizer == json.loads((run / "checkpoint" / "data.json").read_text())["featurizer"]
 
 
 def test_linear_probe_matches_sklearn_on_embeddings(ray_cluster, trained_run, downstream):
@@ -73,7 +73,7 @@ def test_linear_probe_matches_sklearn_on_embeddings(ray_cluster, trained_run, do
     for split in ("train", "test"):
         part = feats[feats["split"] == split]
         rows = featurize_smiles(list(part["mol_key"]), np.stack(part["y_graph"]),
-                                FeaturizerConfig.model_validate(data["featurizer"]))  # fmt: skip
+                                FeaturizerConfig.model_validate(data.featurizer))  # fmt: skip
         with torch.no_grad():
             emb = model.embed(rows_to_batch(rows, {"graph": 1, "node": 0, "edge": 0}, 13))["graph"].double().numpy()
         xy[split] = (emb, np.stack(part["y_graph"])[:, 0].astype(np.float64))

@@ -33,8 +33,8 @@ def inputs(tmp_path_factory):
 def _in_process(checkpoint, smiles: list[str]):
     """Head outputs and graph embeddings of the checkpoint's model, run directly on a batch."""
     cfg, data, model, _ = load_checkpoint(checkpoint)
-    feats = featurize_smiles(smiles, np.zeros((len(smiles), 0)), FeaturizerConfig.model_validate(data["featurizer"]))
-    batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data["bond_dim"])
+    feats = featurize_smiles(smiles, np.zeros((len(smiles), 0)), FeaturizerConfig.model_validate(data.featurizer))
+    batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data.bond_dim)
     model.eval()
     with torch.no_grad():
         return model(batch)["graph"].numpy(), model.embed(batch), data, model, batch
@@ -57,7 +57,7 @@ def test_predict_writes_one_row_per_input_in_real_units(ray_cluster, trained_run
     good = table[table["error"].isna()]
     assert len(good) == 30 and good["qm9/gap"].notna().all()
     raw, _, data, _, _ = _in_process(run / "checkpoint", list(good["smiles"]))
-    stats = data["label_stats"]["graph"]
+    stats = data.label_stats["graph"]
     np.testing.assert_allclose(good["qm9/gap"], raw[:, 0] * stats["std"][0] + stats["mean"][0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(good["desc/logp"], raw[:, 2] * stats["std"][2] + stats["mean"][2], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(good["desc/has_ring"], 1 / (1 + np.exp(-raw[:, 3])), rtol=1e-5, atol=1e-6)

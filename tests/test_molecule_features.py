@@ -127,8 +127,8 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
     cache = PreparedData.load(next((tmp_path / "cache").iterdir()))
     table = pq.read_table(cache.featurized_dir)
     train = np.array(table.filter(pa.compute.equal(table["split"], "train")).column("mol_feat").to_pylist())
-    stats = cache.manifest["molecule_features"]
-    assert stats["names"] == molecule_feature_names(["rdkit2d"]) and len(train) == cache.manifest["splits"]["train"]
+    stats = cache.manifest.molecule_features
+    assert stats["names"] == molecule_feature_names(["rdkit2d"]) and len(train) == cache.manifest.splits["train"]
     np.testing.assert_allclose(stats["mean"], np.nanmean(train, axis=0), rtol=1e-5, atol=1e-6)
 
     smiles = ["CCO", "c1ccccc1C(=O)O", "CN1CCC[C@H]1c1cccnc1"]
@@ -138,13 +138,13 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
                  "--output", str(out)]) == 0  # fmt: skip
     got = pq.read_table(out).column("ref/logp").to_numpy()
     _, data, model, _ = load_checkpoint(tmp_path / "run" / "checkpoint")
-    feats = featurize_smiles(smiles, np.zeros((3, 0)), FeaturizerConfig.model_validate(data["featurizer"]))
-    batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data["bond_dim"])
+    feats = featurize_smiles(smiles, np.zeros((3, 0)), FeaturizerConfig.model_validate(data.featurizer))
+    batch = rows_to_batch(feats, {"graph": 0, "node": 0, "edge": 0}, data.bond_dim)
     assert batch.mol_feat.shape == (3, D)
     np.testing.assert_allclose(model.molecule.mean.numpy(), stats["mean"], rtol=1e-6)
     with torch.no_grad():
         raw = model.eval()(batch)["graph"][:, 0].numpy()
-    label = data["label_stats"]["graph"]
+    label = data.label_stats["graph"]
     np.testing.assert_allclose(got, raw * label["std"][0] + label["mean"][0], rtol=1e-5, atol=1e-5)
     batch.mol_feat = batch.mol_feat + 1.0  # the prediction depends on the molecule features
     with torch.no_grad():

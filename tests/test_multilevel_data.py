@@ -24,7 +24,7 @@ def test_wrong_length_node_labels_are_reported_never_truncated(ray_cluster, tmp_
     cfg = validate({"data": {"cache_dir": str(tmp_path / "c"), "num_shards": 1, "datasets": [
         {"name": "atoms", "path": str(path), "tasks": [{"columns": ["q"], "level": "node"}]}]}})  # fmt: skip
     prepared = prepare(cfg.data)
-    with open(prepared.manifest["skipped"]["report"]) as fh:
+    with open(prepared.manifest.skipped["report"]) as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["src_row"] == "1" and row["stage"] == "featurize"
     assert "2 entries but the molecule has 3 atoms" in row["reason"]
@@ -50,7 +50,7 @@ def test_http_source_is_downloaded_once_into_the_cache(ray_cluster, tmp_path, lo
     cfg = validate({"data": {"cache_dir": str(tmp_path / "c"), "num_shards": 1, "datasets": [
         {"name": "remote", "path": f"{url}/remote.csv", "tasks": [{"columns": ["y"]}]}]}})  # fmt: skip
     m = prepare(cfg.data).manifest
-    assert m["rows_in"] == {"remote": 3} and m["featurized"] == 3
+    assert m.rows_in == {"remote": 3} and m.featurized == 3
     downloads = list((tmp_path / "c" / "downloads").rglob("remote.csv"))
     assert len(downloads) == 1 and downloads[0].read_bytes() == (served / "remote.csv").read_bytes()
 

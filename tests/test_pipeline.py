@@ -15,6 +15,7 @@ import pytest
 from graphium_ray.config import ConfigError, validate
 from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.prepare import prepare
+from graphium_ray.manifest import Manifest
 
 
 def data_cfg(tmp_path, datasets, **extra):
@@ -40,9 +41,9 @@ def test_merge_three_single_label_files_into_one_table(ray_cluster, tmp_path, zi
                  "tasks": [{"columns": [lab]}]} for lab in ("logp", "tpsa", "mol_wt")]  # fmt: skip
     prepared = prepare(data_cfg(tmp_path, datasets))
     m = prepared.manifest
-    assert m["rows_in"] == {"logp": 43, "tpsa": 43, "mol_wt": 43}
-    assert m["molecules"] == 43 and m["featurized"] == 43 and m["skipped"]["total"] == 0
-    assert [t["column"] for t in m["tasks"]] == ["logp", "tpsa", "mol_wt"]
+    assert m.rows_in == {"logp": 43, "tpsa": 43, "mol_wt": 43}
+    assert m.molecules == 43 and m.featurized == 43 and m.skipped["total"] == 0
+    assert [t["column"] for t in m.tasks] == ["logp", "tpsa", "mol_wt"]
     table = pq.read_table(prepared.featurized_dir).to_pydict()
     by_key = dict(zip(table["mol_key"], table["y_graph"], strict=True))
     aspirin = by_key["CC(=O)Oc1ccccc1C(=O)O"]
@@ -52,8 +53,8 @@ def test_merge_three_single_label_files_into_one_table(ray_cluster, tmp_path, zi
     import numpy as np
 
     train = np.array([y for y, s in zip(table["y_graph"], table["split"], strict=True) if s == "train"])
-    assert m["label_stats"]["graph"]["mean"] == pytest.approx(train.mean(0).tolist(), rel=1e-5)
-    assert m["label_stats"]["graph"]["std"] == pytest.approx(train.std(0).tolist(), rel=1e-4)
+    assert m.label_stats["graph"]["mean"] == pytest.approx(train.mean(0).tolist(), rel=1e-5)
+    assert m.label_stats["graph"]["std"] == pytest.approx(train.std(0).tolist(), rel=1e-4)
 
 
 def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
@@ -78,8 +79,8 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
     cfg = data_cfg(tmp_path, [{"name": "bad", "path": str(path),
                                "tasks": [{"columns": ["y"]}, {"columns": ["active"], "kind": "binary"}]}])  # fmt: skip
     m = prepare(cfg).manifest
-    assert m["skipped"]["total"] == 7 and m["featurized"] == 3  # CCO (merged with OCC), benzene, CCI
-    with open(m["skipped"]["report"]) as fh:
+    assert m.skipped["total"] == 7 and m.featurized == 3  # CCO (merged with OCC), benzene, CCI
+    with open(m.skipped["report"]) as fh:
         report = {int(r["src_row"]): r for r in csv.DictReader(fh)}
     assert set(report) == {1, 2, 3, 4, 7, 8, 9}  # rows in = rows prepared + rows reported + merged duplicates
     assert all(r["src_file"] == str(path) for r in report.values())
@@ -89,12 +90,12 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
     assert "whitespace" in report[7]["reason"] or "control character" in report[7]["reason"]
     assert "field 'active'" in report[8]["reason"] and "binary label 2" in report[8]["reason"]
     assert "binary label 0.5" in report[9]["reason"]
-    assert m["duplicates"]["duplicate_rows_merged"] == {"bad": 1} and m["duplicates"]["conflicts"] == {"bad": 2}
-    with open(m["duplicates"]["report"]) as fh:
+    assert m.duplicates["duplicate_rows_merged"] == {"bad": 1} and m.duplicates["conflicts"] == {"bad": 2}
+    with open(m.duplicates["report"]) as fh:
         conflicts = {r["column"]: r for r in csv.DictReader(fh)}
     assert conflicts["y"]["values"] == "1; 5" and "row 0" in conflicts["y"]["rows"] and "row 6" in conflicts["y"]["rows"]
     assert conflicts["active"]["resolution"] == "drop_label"
-    feats = pq.read_table(m["skipped"]["report"].replace("skipped.csv", "featurized")).to_pydict()
+    feats = pq.read_table(m.skipped["report"].replace("skipped.csv", "featurized")).to_pydict()
     by_key = dict(zip(feats["mol_key"], feats["y_graph"], strict=True))
     assert all(v != v for v in by_key["CCO"])  # both conflicting labels dropped to missing
     assert by_key["CCI"][1] == 1.0  # "True"
@@ -110,9 +111,9 @@ def test_duplicates_merge_label_by_label_with_the_conflict_policy(ray_cluster, t
                                                                         {"columns": ["active"], "kind": "binary"}]}],
                    on_conflict=policy)  # fmt: skip
     m = prepare(cfg).manifest
-    assert m["featurized"] == 2 and m["skipped"]["total"] == 0
-    assert m["duplicates"]["duplicate_rows_merged"] == {"d": 2} and m["duplicates"]["conflicts"] == {"d": 2}
-    feats = pq.read_table(m["skipped"]["report"].replace("skipped.csv", "featurized")).to_pydict()
+    assert m.featurized == 2 and m.skipped["total"] == 0
+    assert m.duplicates["duplicate_rows_merged"] == {"d": 2} and m.duplicates["conflicts"] == {"d": 2}
+    feats = pq.read_table(m.skipped["report"].replace("skipped.csv", "featurized")).to_pydict()
     ethanol = dict(zip(feats["mol_key"], feats["y_graph"], strict=True))["CCO"]
     assert ethanol == pytest.approx([expected[0], expected[2], expected[1]], nan_ok=True)  # columns: y, z, active
 
@@ -148,7 +149,7 @@ def test_cache_reused_then_invalidated_by_a_changed_file(ray_cluster, tmp_path, 
     time.sleep(0.01)
     pacsv.write_csv(pa.table({"smiles": ref["smiles"][:-1], "logp": ref["logp"][:-1]}), path)
     changed = prepare(cfg)
-    assert changed.root != first.root and changed.manifest["molecules"] == 42
+    assert changed.root != first.root and changed.manifest.molecules == 42
 
 
 def test_split_file_assigns_rows(ray_cluster, tmp_path, zinc_trio):
@@ -158,8 +159,8 @@ def test_split_file_assigns_rows(ray_cluster, tmp_path, zinc_trio):
     cfg = data_cfg(tmp_path, [{"name": "a", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
                                "split_file": str(split), "tasks": [{"columns": ["logp"]}]}])  # fmt: skip
     m = prepare(cfg).manifest
-    assert m["splits"] == {"train": 4, "val": 2, "test": 3, "unassigned": 34}
-    json.dumps(m)  # the manifest is plain JSON
+    assert m.splits == {"train": 4, "val": 2, "test": 3, "unassigned": 34}
+    assert Manifest.from_dict(json.loads(json.dumps(m.to_dict()))) == m  # plain JSON, read back the same
 
 
 @pytest.mark.parametrize("body, rows", [("", 0), ("C1CC(,1\nXX,2\nCC CC,3\n", 3)], ids=["header_only", "all_invalid"])

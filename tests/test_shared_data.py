@@ -21,16 +21,16 @@ def test_tox21_reports_exactly_its_eight_unparsable_smiles(ray_cluster, tmp_path
     cfg = validate({"data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 4, "datasets": [
         {"name": "tox21", "path": str(TOYMIX / "tox21.csv"), "tasks": [{"columns": ["NR-*", "SR-*"], "kind": "binary"}]}]}})  # fmt: skip
     m = prepare(cfg.data).manifest
-    assert m["rows_in"] == {"tox21": 7831}
-    assert len(m["tasks"]) == 12
-    with open(m["skipped"]["report"]) as fh:
+    assert m.rows_in == {"tox21": 7831}
+    assert len(m.tasks) == 12
+    with open(m.skipped["report"]) as fh:
         skipped = list(csv.DictReader(fh))
     unparsable = [r for r in skipped if r["stage"] == "ingest"]
     assert len(unparsable) == 8, unparsable
     assert all(r["reason"].startswith("unparsable SMILES") for r in unparsable)
     assert len(skipped) == 8  # duplicates are merged label by label, not skipped
-    merged = m["duplicates"]["duplicate_rows_merged"].get("tox21", 0)
-    assert m["featurized"] + len(skipped) + merged == 7831  # every row: prepared, reported or merged
+    merged = m.duplicates["duplicate_rows_merged"].get("tox21", 0)
+    assert m.featurized + len(skipped) + merged == 7831  # every row: prepared, reported or merged
 
 
 def test_toymix_trains_on_the_local_files(ray_cluster, tmp_path, capsys):
@@ -56,8 +56,8 @@ def test_atom_mapped_charges_follow_map_order(ray_cluster, tmp_path):
                                            "atom_mapped": True, "tasks": [{"columns": ["charges"], "level": "node"}]}]}})  # fmt: skip
     prepared = prepare(cfg.data)
     m = prepared.manifest
-    merged = m["duplicates"]["duplicate_rows_merged"].get("charges", 0)  # rows of a molecule already seen
-    assert m["rows_in"] == {"charges": 500} and m["featurized"] + m["skipped"]["total"] + merged == 500
+    merged = m.duplicates["duplicate_rows_merged"].get("charges", 0)  # rows of a molecule already seen
+    assert m.rows_in == {"charges": 500} and m.featurized + m.skipped["total"] + merged == 500
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
@@ -76,10 +76,10 @@ def test_graph_node_edge_toy_file_all_levels(ray_cluster, tmp_path):
                                  {"columns": ["mol_y*"]}, {"columns": ["atom_y*"], "level": "node"},
                                  {"columns": ["bond_y*"], "level": "edge"}]}]}})  # fmt: skip
     m = prepare(cfg.data).manifest
-    assert m["label_widths"] == {"graph": 2, "node": 2, "edge": 2}
-    assert m["featurized"] == 10  # 11 rows, CN twice: the second is merged into the first
-    assert m["duplicates"]["duplicate_rows_merged"] == {"toy": 1} and m["skipped"]["total"] == 0
-    with open(m["duplicates"]["report"]) as fh:
+    assert m.label_widths == {"graph": 2, "node": 2, "edge": 2}
+    assert m.featurized == 10  # 11 rows, CN twice: the second is merged into the first
+    assert m.duplicates["duplicate_rows_merged"] == {"toy": 1} and m.skipped["total"] == 0
+    with open(m.duplicates["report"]) as fh:
         conflicts = list(csv.DictReader(fh))
     assert all("row 2" in c["rows"] or "row 3" in c["rows"] for c in conflicts)  # only CN's rows, if any
 

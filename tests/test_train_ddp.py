@@ -35,12 +35,11 @@ def _every_layer_one_epoch(config: dict) -> None:
     from graphium_ray.accelerators import lightning_trainer_kwargs
     from graphium_ray.config import RunConfig
     from graphium_ray.nn.build import build_network
-    from graphium_ray.tasks import TaskSpec
     from graphium_ray.train.loop import _train_batches
     from graphium_ray.train.module import MultiTaskModule
 
     data = config["data"]
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    tasks = data.task_specs
     ctx = ray.train.get_context()
     worker = (ctx.get_world_rank(), ctx.get_world_size())
     trained, batches = {}, None
@@ -49,13 +48,13 @@ def _every_layer_one_epoch(config: dict) -> None:
                                                                    "head_hidden_dim": 16, **model}})  # fmt: skip
         torch.manual_seed(0)
         net = build_network(cfg.model, data).model
-        module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, 4)
+        module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, 4)
         trainer = pl.Trainer(**lightning_trainer_kwargs(cfg.train), max_epochs=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                              num_sanity_val_steps=0, use_distributed_sampler=False, limit_val_batches=0)  # fmt: skip
         trainer = ray.train.lightning.prepare_trainer(trainer)
         before = {k: v.clone() for k, v in net.state_dict().items()}
-        batches = batches or _train_batches(cfg, data, module, worker, torch.device("cpu"))  # read once, reused
+        batches = batches or _train_batches(cfg, data, config["train_bytes"], module, worker, torch.device("cpu"))  # read once, reused
         batches.epoch_fn = lambda module=module: module.global_epoch
         trainer.fit(module, train_dataloaders=batches)
         changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
@@ -90,7 +89,7 @@ def test_every_layer_trains_with_two_ddp_workers(ray_cluster, prepared_with_pe, 
     trainer = TorchTrainer(
         _every_layer_one_epoch,
         train_loop_config={"run": raw, "models": LAYER_CONFIGS,
-                           "data": {**prepared.manifest, "train_bytes": train_split_bytes(prepared)}},
+                           "data": prepared.manifest, "train_bytes": train_split_bytes(prepared)},
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.45}),
         datasets={"train": read_split(prepared.featurized_dir, "train")},
         dataset_config=ray.train.DataConfig(datasets_to_split=[]),

@@ -18,6 +18,7 @@ from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.cache import PreparedData
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
 from graphium_ray.data.scaffold import scaffold_of, scaffold_split
+from graphium_ray.manifest import Manifest, ModelData
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
@@ -33,9 +34,10 @@ LARGE = ["C" * 64, "CCCCCCCCCCCCCCCCCC(=O)OCC(COC(=O)CCCCCCCCCCCCCCCCC)OC(=O)CCC
          "c1ccc(cc1)" * 10 + "C" * 20, "O" + "CCO" * 22]  # fmt: skip
 
 
-def _data(tasks, label_stats):
-    return {"tasks": [t.to_dict() for t in tasks], "atom_dim": None, "bond_dim": 13, "label_stats": label_stats,
-            "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
+def _data(tasks, label_stats, atom_dim: int) -> ModelData:
+    return ModelData(tasks=[t.to_dict() for t in tasks], label_widths={"graph": len(tasks), "node": 0, "edge": 0},
+                     atom_dim=atom_dim, bond_dim=13, label_stats=label_stats,
+                     featurizer=FeaturizerConfig().model_dump(mode="json"))  # fmt: skip
 
 
 def _initial_loss(smiles: list[str], prevalence: float, seed: int) -> tuple[float, float]:
@@ -45,7 +47,7 @@ def _initial_loss(smiles: list[str], prevalence: float, seed: int) -> tuple[floa
     assert feats.column("skip_reason").null_count == len(smiles)
     batch = rows_to_batch(feats, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13)
     stats = {"graph": {"count": [100, 100], "mean": [prevalence, 0.0], "std": [1.0, 1.0]}}
-    data = {**_data([BINARY, REGRESSION], stats), "atom_dim": batch.x.shape[1]}
+    data = _data([BINARY, REGRESSION], stats, batch.x.shape[1])
     torch.manual_seed(seed)
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=64, num_layers=4, pooling=["sum", "mean"]))  # fmt: skip
@@ -117,7 +119,7 @@ def _module_batches(n_batches: int = 4):
     tasks = [TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True), BINARY]
     stats = {"graph": {"count": [len(y)] * 2, "mean": [float(y[:, 0].mean()), float(y[:, 1].mean())],
                        "std": [float(y[:, 0].std()), 1.0]}}  # fmt: skip
-    return batches, tasks, {**_data(tasks, stats), "atom_dim": batches[0].x.shape[1]}
+    return batches, tasks, _data(tasks, stats, batches[0].x.shape[1])
 
 
 @pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
@@ -127,7 +129,7 @@ def test_lightning_module_trains_and_validates_in_real_units(precision):
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=32, num_layers=2, head_hidden_dim=32),
                     train=TrainConfig(epochs=30, lr=3e-3, warmup_epochs=1, precision=precision))  # fmt: skip
-    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
     losses = []
 
     class Record(pl.Callback):
@@ -158,7 +160,7 @@ def test_ema_averages_every_step_and_validation_sees_the_average():
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16),
                     train=TrainConfig(epochs=2, lr=3e-3, ema_decay=decay))  # fmt: skip
-    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
     snapshots, seen_by_validation, after_validation = [], [], []
 
     class Record(pl.Callback):
@@ -198,7 +200,7 @@ def test_progress_bar_counts_every_step_and_shows_the_running_loss(monkeypatch):
     batches, tasks, data = _module_batches()
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(hidden_dim=16, num_layers=1, head_hidden_dim=16), train=TrainConfig(epochs=2))
-    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
     bars, step_losses = [], []
 
     def recording_bar(total, desc):  # Ray's real bar, its calls recorded
@@ -239,7 +241,9 @@ def test_progress_bar_only_in_a_terminal_unless_asked(monkeypatch):
 def test_run_checks_refuse_bad_selection_and_warn_on_few_steps(tmp_path, caplog):
     from graphium_ray.train.driver import check_run
 
-    manifest = {"tasks": [BINARY.to_dict()], "splits": {"train": 200, "val": 20, "test": 20}}
+    splits = {"train": 200, "val": 20, "test": 20}
+    manifest = Manifest(**vars(_data([BINARY], {}, 10)), splits=splits, featurized=240, molecules=240,
+                        rows_in={"d": 240}, skipped={"total": 0})  # fmt: skip
     prepared = PreparedData(tmp_path, manifest)
     base = {"data": {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["active"]}]}]}}
     check_run(RunConfig.model_validate({**base, "train": {"batch_size": 16}}), prepared)

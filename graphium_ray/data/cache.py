@@ -15,6 +15,7 @@ from pathlib import Path
 
 from graphium_ray import __version__
 from graphium_ray.config import DataConfig
+from graphium_ray.manifest import Manifest
 from graphium_ray.tasks import TaskSpec
 
 PIPELINE_VERSION = "1"  # bump when featurized output changes for the same config
@@ -41,7 +42,7 @@ class PreparedData:
     """Paths and manifest of a finished ``prepare``."""
 
     root: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def featurized_dir(self) -> Path:
@@ -49,7 +50,7 @@ class PreparedData:
 
     @property
     def tasks(self) -> list[TaskSpec]:
-        return [TaskSpec.from_dict(d) for d in self.manifest["tasks"]]
+        return self.manifest.task_specs
 
     @staticmethod
     def load(root: str | Path) -> PreparedData:
@@ -57,7 +58,7 @@ class PreparedData:
         manifest_path = root / "manifest.json"
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no manifest.json in {root}: run `graphium-ray prepare` first")
-        return PreparedData(root, json.loads(manifest_path.read_text()))
+        return PreparedData(root, Manifest.read(manifest_path))
 
 
 def write_json_atomic(path: Path, obj: dict) -> None:

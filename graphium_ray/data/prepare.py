@@ -24,7 +24,7 @@ import ray
 from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
-from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
+from graphium_ray.data.cache import PreparedData, cache_key
 from graphium_ray.data.cells import scalar_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
@@ -41,6 +41,7 @@ from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
+from graphium_ray.manifest import Manifest
 from graphium_ray.tasks import TaskSpec, dataset_tasks
 
 log = logging.getLogger(__name__)
@@ -323,35 +324,34 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     stats = _label_stats(feats, layout, len(mol_names))
     rows = stats.pop("rows")
     mol_stats = stats.pop("mol_feat", None)
-    manifest = {
-        "cache_key": key,
-        "sources": fingerprints,
-        "tasks": [t.to_dict() for t in tasks],
-        "label_widths": layout.widths,
-        "rows_in": _rows_in(keyed),
-        "molecules": sum(rows.values()),
-        "featurized": sum(rows.values()) - rows["skipped"],
-        "splits": {k: v for k, v in rows.items() if k != "skipped"},
-        "skipped": {"total": sum(skipped.values()), "by_stage": skipped, "report": str(root / "skipped.csv")},
-        "duplicates": duplicates,
-        "featurizer": cfg.featurizer.model_dump(mode="json"),
-        "atom_dim": atom_feature_dim(list(cfg.featurizer.atom_onehot), list(cfg.featurizer.atom_float)),
-        "bond_dim": bond_feature_dim(list(cfg.featurizer.bond)),
-        "label_stats": stats,
-        "molecule_features": molecule_feature_stats(mol_names, mol_stats),
-        "prepare_seconds": round(time.time() - started, 2),
-    }
-    manifest["rows_in"] = {**{ds.name: 0 for ds in cfg.datasets}, **manifest["rows_in"]}
-    write_json_atomic(root / "manifest.json", manifest)
+    manifest = Manifest(
+        cache_key=key,
+        sources=fingerprints,
+        tasks=[t.to_dict() for t in tasks],
+        label_widths=layout.widths,
+        rows_in={**{ds.name: 0 for ds in cfg.datasets}, **_rows_in(keyed)},
+        molecules=sum(rows.values()),
+        featurized=sum(rows.values()) - rows["skipped"],
+        splits={k: v for k, v in rows.items() if k != "skipped"},
+        skipped={"total": sum(skipped.values()), "by_stage": skipped, "report": str(root / "skipped.csv")},
+        duplicates=duplicates,
+        featurizer=cfg.featurizer.model_dump(mode="json"),
+        atom_dim=atom_feature_dim(list(cfg.featurizer.atom_onehot), list(cfg.featurizer.atom_float)),
+        bond_dim=bond_feature_dim(list(cfg.featurizer.bond)),
+        label_stats=stats,
+        molecule_features=molecule_feature_stats(mol_names, mol_stats),
+        prepare_seconds=round(time.time() - started, 2),
+    )
+    manifest.write(root / "manifest.json")
     return _usable(PreparedData(root, manifest), sources)
 
 
 def _usable(prepared: PreparedData, sources: list[SourceFile]) -> PreparedData:
     """A preparation without a single usable molecule is an error, after its reports are written."""
     m = prepared.manifest
-    if m["featurized"] == 0:
+    if m.featurized == 0:
         files = ", ".join(sorted({s.display_path for s in sources}))
-        rows = sum(m["rows_in"].values())
-        raise ConfigError(f"no valid molecule in {files}: {rows} rows, {m['skipped']['total']} skipped"
-                          f" — see {m['skipped']['report']}")  # fmt: skip
+        rows = sum(m.rows_in.values())
+        raise ConfigError(f"no valid molecule in {files}: {rows} rows, {m.skipped['total']} skipped"
+                          f" — see {m.skipped['report']}")  # fmt: skip
     return prepared

@@ -50,11 +50,6 @@ def pe_widths(featurizer: dict) -> dict[str, int]:
     return {**({"lap_vec": lap, "lap_val": lap} if lap else {}), **({"rw": rw} if rw else {})}
 
 
-def mol_feat_dim(data: dict) -> int:
-    """Width of the molecule-level input features of a prepared manifest (0 when none)."""
-    return len(data.get("molecule_features", {}).get("names", []))
-
-
 class GraphTooLargeError(ValueError):
     """One molecule alone exceeds the static batch budget."""
 

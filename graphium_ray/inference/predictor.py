@@ -29,7 +29,7 @@ from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.in_memory import molecule_rows
 from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
-from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.tasks import tasks_at
 
 LEVELS = ("graph", "node", "edge")
 
@@ -75,7 +75,7 @@ def _load_members(checkpoint_files: dict[str, bytes]) -> list[tuple]:
                 if name.startswith(f"{member}/"):
                     (Path(tmp) / name).write_bytes(blob)
             loaded.append(load_checkpoint(Path(tmp) / member))
-    if any(m[1]["tasks"] != loaded[0][1]["tasks"] for m in loaded):
+    if any(m[1].tasks != loaded[0][1].tasks for m in loaded):
         raise ValueError("the replicate checkpoints of an ensemble must have the same tasks")
     return loaded
 
@@ -91,9 +91,9 @@ class BatchPredictor:
         self.cfg, self.data, self.model, _ = members[0]
         self.models = [m[2].eval() for m in members]  # an ensemble when a replicated run was given
         torch.set_num_threads(1)
-        self.tasks = [TaskSpec.from_dict(t) for t in self.data["tasks"]]
-        self.normalizer = LabelNormalizer(self.tasks, self.data["label_stats"])
-        self.featurizer = Featurizer(FeaturizerConfig.model_validate(self.data["featurizer"]), 0, 0)
+        self.tasks = self.data.task_specs
+        self.normalizer = LabelNormalizer(self.tasks, self.data.label_stats)
+        self.featurizer = Featurizer(FeaturizerConfig.model_validate(self.data.featurizer), 0, 0)
         if mode == "embed" and layer not in embedding_layers(self.cfg.model.num_layers):
             raise ValueError(f"--layer {layer!r}: choose one of {embedding_layers(self.cfg.model.num_layers)}")
         self.smiles_column, self.mode, self.layer, self.batch_size = smiles_column, mode, layer, batch_size
@@ -136,7 +136,7 @@ class BatchPredictor:
         widths = {lvl: 0 for lvl in LEVELS}
         for start in range(0, feats.num_rows, self.batch_size):
             chunk = feats.slice(start, self.batch_size)
-            batch = collate_arrays(chunk, widths, self.data["bond_dim"])
+            batch = collate_arrays(chunk, widths, self.data.bond_dim)
             if self.mode == "embed":
                 emb = self.model.embed(batch)
                 vectors = emb["graph"] if self.layer == "graph" else self.model.pooling(

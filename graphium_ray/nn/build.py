@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from graphium_ray.chem.descriptors import check_molecule_features
 from graphium_ray.config import ModelConfig
+from graphium_ray.manifest import ModelData
 from graphium_ray.nn.mup import apply_mup, base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
 from graphium_ray.tasks import TaskSpec, tasks_at
@@ -23,18 +24,17 @@ class BuiltNetwork:
     base_shapes: dict[str, list[int]] | None = None
 
 
-def build_network(model_cfg: ModelConfig, data: dict) -> BuiltNetwork:
-    """``data``: the manifest fields the network needs (tasks, atom_dim, bond_dim, label_stats,
-    featurizer, molecule_features). Under µP the model is re-initialised against the shapes of the
-    same model at ``base_hidden_dim``."""
-    pe = data["featurizer"]["positional_encodings"]
-    check_molecule_features(data.get("molecule_features", {}).get("names", []))
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
-    prevalence = binary_prevalence(tasks, data.get("label_stats", {}))
+def build_network(model_cfg: ModelConfig, data: ModelData) -> BuiltNetwork:
+    """Under µP the model is re-initialised against the shapes of the same model at
+    ``base_hidden_dim``."""
+    pe = data.positional_encodings
+    check_molecule_features(data.molecule_features.get("names", []))
+    tasks = data.task_specs
+    prevalence = binary_prevalence(tasks, data.label_stats)
 
     def make(cfg: ModelConfig) -> MultiTaskGNN:
-        return MultiTaskGNN(cfg, data["atom_dim"], data["bond_dim"], tasks, pe["laplacian_k"],
-                            pe["random_walk_k"], prevalence, data.get("molecule_features"))  # fmt: skip
+        return MultiTaskGNN(cfg, data.atom_dim, data.bond_dim, tasks, pe["laplacian_k"], pe["random_walk_k"],
+                            prevalence, data.molecule_features)  # fmt: skip
 
     model = make(model_cfg)
     if model_cfg.parametrization != "mup":
@@ -44,7 +44,7 @@ def build_network(model_cfg: ModelConfig, data: dict) -> BuiltNetwork:
     return BuiltNetwork(model, lr_mult, shapes)
 
 
-def mup_base_shapes(model_cfg: ModelConfig, data: dict) -> dict[str, list[int]]:
+def mup_base_shapes(model_cfg: ModelConfig, data: ModelData) -> dict[str, list[int]]:
     """Parameter shapes of the same network at ``base_hidden_dim`` (what µP compares against)."""
     base_cfg = model_cfg.model_copy(update={"hidden_dim": model_cfg.base_hidden_dim, "parametrization": "sp"})
     return base_shapes(build_network(base_cfg, data).model)

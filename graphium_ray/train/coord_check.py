@@ -17,6 +17,7 @@ import torch
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import reference_table
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.manifest import ModelData
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
@@ -34,9 +35,9 @@ def reference_batch():
     return rows_to_batch(feats, {"graph": 2, "node": 0, "edge": 0}, bond_dim=13)
 
 
-def _data_info(atom_dim: int) -> dict:
-    return {"tasks": [t.to_dict() for t in TASKS], "atom_dim": atom_dim, "bond_dim": 13,
-            "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
+def _data_info(atom_dim: int) -> ModelData:
+    return ModelData(tasks=[t.to_dict() for t in TASKS], label_widths={"graph": len(TASKS), "node": 0, "edge": 0},
+                     atom_dim=atom_dim, bond_dim=13, featurizer=FeaturizerConfig().model_dump(mode="json"))  # fmt: skip
 
 
 def activation_scales(parametrization: str, width: int, base_width: int, lr: float, steps: int, layer: str,

@@ -46,7 +46,7 @@ def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
     check_selectable(cfg.train.select.metric, prepared.tasks)
     if cfg.train.precision == "16-mixed" and cfg.train.accelerator != "gpu":
         raise ConfigError("train.precision=16-mixed needs train.accelerator=gpu; on CPUs use bf16-mixed")
-    train_rows = prepared.manifest["splits"].get("train", 0)
+    train_rows = prepared.manifest.splits.get("train", 0)
     if train_rows == 0:
         raise ConfigError(f"the train split of {prepared.root} is empty")
     steps = math.ceil(train_rows / cfg.train.batch_size)
@@ -64,7 +64,7 @@ def train_split_bytes(prepared: PreparedData) -> int:
     for f in prepared.featurized_dir.rglob("*.parquet"):
         meta = pq.read_metadata(f)  # once per file (it was re-read for every row group)
         total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    rows = prepared.manifest["splits"]
+    rows = prepared.manifest.splits
     return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 
 
@@ -106,7 +106,8 @@ def build_trainer(
         train_loop_per_worker,
         train_loop_config={
             "run": cfg.model_dump(mode="json"),
-            "data": {**prepared.manifest, "train_bytes": train_split_bytes(prepared)},
+            "data": prepared.manifest.to_dict(),
+            "train_bytes": train_split_bytes(prepared),
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
             "progress_bar": progress_wanted(),
@@ -169,7 +170,7 @@ def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extr
             "epochs": state["epoch"],
             "seed": cfg.train.seed,
             "prepared_data": str(prepared.root),
-            "skipped_molecules": prepared.manifest["skipped"]["total"],
+            "skipped_molecules": prepared.manifest.skipped["total"],
         },
     }  # fmt: skip
     write_curves(state["history"], cfg.train.select.metric, state["selected_epoch"], output_dir)

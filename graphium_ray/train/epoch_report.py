@@ -19,6 +19,7 @@ import torch
 
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
+from graphium_ray.manifest import ModelData
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.evaluate import flatten_metrics
 from graphium_ray.train.module import MultiTaskModule, current_lr, gather_objects
@@ -40,7 +41,7 @@ class EpochReport(pl.Callback):
     """``state``: the run state (epoch, global_step, history, best) shared with the worker loop;
     ``best_state``: dict holding the best weights (key ``"weights"``), filled here."""
 
-    def __init__(self, cfg: RunConfig, data: dict, state: dict, best_state: dict, loggers: RunLoggers | None):
+    def __init__(self, cfg: RunConfig, data: ModelData, state: dict, best_state: dict, loggers: RunLoggers | None):
         self.cfg, self.data, self.state, self.best_state, self.loggers = cfg, data, state, best_state, loggers
         self._started = time.time()
 

@@ -28,7 +28,6 @@ from graphium_ray.config import ConfigError, FeaturizerConfig, FinetuneConfig, R
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.reader import read_split
-from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.metrics import task_metrics
 
 HEAD_FIELDS = {"dropout", "head_hidden_dim", "head_layers", "head_norm"}
@@ -45,7 +44,7 @@ def finetune_run_config(cfg: RunConfig, checkpoint: str | Path) -> tuple[RunConf
         for f in sorted(cfg.model.model_fields_set - HEAD_FIELDS)
         if getattr(cfg.model, f) != getattr(pre_cfg.model, f)
     ]
-    featurizer = FeaturizerConfig.model_validate(pre_data["featurizer"])
+    featurizer = FeaturizerConfig.model_validate(pre_data.featurizer)
     if cfg.data.featurizer.model_fields_set and cfg.data.featurizer != featurizer:
         clashes.append("data.featurizer differs from the one the checkpoint was trained with")
     if clashes:
@@ -67,7 +66,7 @@ def finetune_loop_config(cfg: RunConfig, state_dict: dict) -> dict:
 def embed_split(model, prepared: PreparedData, split: str, bond_dim: int, batch_size: int = 256):
     """(graph embeddings (M, P·D), graph labels (M, T)) of the usable molecules of ``split``."""
     model.eval()
-    widths = prepared.manifest["label_widths"]
+    widths = prepared.manifest.label_widths
     embeddings, labels = [], []
     for table in read_split(prepared.featurized_dir, split).iter_batches(batch_size=batch_size, batch_format="pyarrow"):
         batch = collate_arrays(table, widths, bond_dim)
@@ -95,13 +94,13 @@ def _predict(kind: str, fitted, x: np.ndarray) -> np.ndarray:
 def linear_probe(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path) -> dict:
     """Fit per-task linear models on frozen embeddings; writes and returns metrics.json."""
     _, pre_data, model, _ = load_checkpoint(cfg.finetune.checkpoint)
-    tasks = [TaskSpec.from_dict(t) for t in prepared.manifest["tasks"]]
+    tasks = prepared.tasks
     unsupported = [t.name for t in tasks if t.level != "graph" or t.kind not in ("regression", "binary")]
     if unsupported:
         raise ConfigError(f"finetune.mode=linear_probe handles graph-level regression/binary tasks; not {unsupported}")
     xs, ys = {}, {}
     for split in ("train", "val", "test"):
-        xs[split], ys[split] = embed_split(model, prepared, split, pre_data["bond_dim"])
+        xs[split], ys[split] = embed_split(model, prepared, split, pre_data.bond_dim)
     mean, std = xs["train"].mean(0), xs["train"].std(0) + 1e-8
     xs = {k: (v - mean) / std for k, v in xs.items()}
     result: dict = {"val": {}, "test": {}, "alpha": {}}

@@ -31,7 +31,8 @@ from graphium_ray.batch import GraphBatch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate import GraphCollate
-from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, mol_feat_dim, pe_widths
+from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
+from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
@@ -93,29 +94,30 @@ def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
     net.load_state_dict(load, strict=False)
 
 
-def _idle_batch(data: dict, batcher: StaticBatcher | None = None) -> GraphBatch:
+def _idle_batch(data: Manifest, batcher: StaticBatcher | None = None) -> GraphBatch:
     """A padding-only batch (zero loss and gradient) for workers in lockstep: of ``batcher``'s
     static shape, or one padding graph."""
-    batcher = batcher or StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data["label_widths"], data["bond_dim"])
-    return batcher.empty(data["atom_dim"], pe_widths(data["featurizer"]), mol_feat_dim(data))
+    batcher = batcher or StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data.label_widths, data.bond_dim)
+    return batcher.empty(data.atom_dim, pe_widths(data.featurizer), data.mol_feat_dim)
 
 
-def _train_batches(cfg: RunConfig, data: dict, module: MultiTaskModule, worker, device) -> TrainBatches:
+def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: MultiTaskModule, worker,
+                   device) -> TrainBatches:  # fmt: skip
     mode = cfg.train.shard_train
     batcher = None
     if cfg.train.static_shapes is not None:
         shape = cfg.train.static_shapes
         rows = per_worker_batch(cfg.train.batch_size, worker[1])
         batcher = StaticBatcher(StaticShape.for_batch_size(rows, shape.max_nodes_per_graph, shape.max_edges_per_graph),
-                                data["label_widths"], data["bond_dim"])  # fmt: skip
+                                data.label_widths, data.bond_dim)  # fmt: skip
     idle = _idle_batch(data, batcher)
-    collate = GraphCollate(data["label_widths"], data["bond_dim"], worker=worker if mode == "hash" else None)
-    in_memory = data["train_bytes"] <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
+    collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
+    in_memory = train_bytes <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
     return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
                         lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory)  # fmt: skip
 
 
-def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best: dict, config: dict, worker) -> None:
+def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker) -> None:
     rank = worker[0]
     loggers = RunLoggers(cfg, config["run_dir"]) if rank == 0 and config.get("run_dir") else None
     callbacks: list[pl.Callback] = [EpochReport(cfg, data, state, best, loggers)]
@@ -130,40 +132,40 @@ def _fit(cfg: RunConfig, data: dict, module: MultiTaskModule, state: dict, best:
     if cfg.train.accelerator != "ipu":
         trainer = ray.train.lightning.prepare_trainer(trainer)
     device = ray.train.torch.get_device()
-    train = _train_batches(cfg, data, module, worker, device)
+    train = _train_batches(cfg, data, config["train_bytes"], module, worker, device)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
-    splits = data["splits"]
-    val_bytes = data["train_bytes"] * splits.get("val", 0) / max(1, splits.get("train", 0))  # same per-row size
-    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data["label_widths"],
-                      data["bond_dim"], worker, keep=val_bytes <= cfg.train.in_memory_mb * 2**20)  # fmt: skip
+    splits = data.splits
+    val_bytes = config["train_bytes"] * splits.get("val", 0) / max(1, splits.get("train", 0))  # same per-row size
+    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths,
+                      data.bond_dim, worker, keep=val_bytes <= cfg.train.in_memory_mb * 2**20)  # fmt: skip
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
         loggers.close()
 
 
-def _score_test(cfg: RunConfig, data: dict, net: torch.nn.Module, tasks: list[TaskSpec], worker) -> tuple[dict, dict]:
+def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: list[TaskSpec], worker) -> tuple[dict, dict]:
     """(test metrics, gathered graph-level predictions with keys) of ``net`` on the whole test split."""
     from graphium_ray.outputs import LabelNormalizer
 
     device = ray.train.torch.get_device()
     net = net.to(device).eval()
-    batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data["label_widths"],
-                          data["bond_dim"], worker)  # fmt: skip
+    batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data.label_widths,
+                          data.bond_dim, worker)  # fmt: skip
     parts = [collect_batch(net, b.to(device)) for b in batches]
     preds = merge_predictions(gather_objects(merge_predictions(parts)))
-    return compute_metrics(tasks, LabelNormalizer(tasks, data["label_stats"]), preds), preds
+    return compute_metrics(tasks, LabelNormalizer(tasks, data.label_stats), preds), preds
 
 
 def train_loop_per_worker(config: dict) -> None:
     quiet_ray_reports()
     cfg = RunConfig.model_validate(config["run"])
-    data: dict = config["data"]
+    data = Manifest.from_dict(config["data"])
     ctx = ray.train.get_context()
     worker = (ctx.get_world_rank(), ctx.get_world_size())
     seed_everything(cfg.train.seed)
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    tasks = data.task_specs
     built = build_network(cfg.model, data)
     net = built.model
     state, optimizer_state, best = _restore(net)
@@ -171,8 +173,8 @@ def train_loop_per_worker(config: dict) -> None:
     if finetune and state["epoch"] == 0:
         _init_from_pretrained(net, finetune)
     seed_everything(cfg.train.seed * 1000 + worker[0] + 7919 * state["epoch"])  # dropout, PE sign flips
-    steps = math.ceil(data["splits"]["train"] / cfg.train.batch_size)
-    module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps, epoch_offset=state["epoch"],
+    steps = math.ceil(data.splits["train"] / cfg.train.batch_size)
+    module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps, epoch_offset=state["epoch"],
                              step_offset=state["global_step"], compile_net=cfg.train.compile,
                              frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0,
                              lr_mult=built.lr_mult)  # fmt: skip

@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graphium_ray.manifest import ModelData
 from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
 from graphium_ray.tasks import TaskSpec, tasks_at
 
 
-def predictions_table(tasks: list[TaskSpec], data: dict, preds: dict) -> pd.DataFrame:
+def predictions_table(tasks: list[TaskSpec], data: ModelData, preds: dict) -> pd.DataFrame:
     graph_tasks = tasks_at(tasks, "graph")
     if "graph" not in preds or not graph_tasks:
         return pd.DataFrame({"smiles": pd.Series([], dtype=str)})
     level = preds["graph"]
-    real = to_real_units(graph_tasks, LabelNormalizer(tasks, data["label_stats"]), "graph", level["pred"])
+    real = to_real_units(graph_tasks, LabelNormalizer(tasks, data.label_stats), "graph", level["pred"])
     columns: dict[str, object] = {"smiles": level.get("key", np.full(len(real), None, dtype=object))}
     for j, (task, cols) in enumerate(zip(graph_tasks, column_slices(graph_tasks), strict=True)):
         values = probabilities(task.kind, real[:, cols].astype(np.float64))

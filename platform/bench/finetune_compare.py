@@ -80,7 +80,7 @@ def main() -> None:
         overrides = [f"train.seed={seed}", f"train.epochs={args.epochs}", f"data.cache_dir={cache}"]
         ft_cfg, state_dict = finetune_run_config(load_config(args.finetune_config, overrides), checkpoint)
         prepared = prepare(ft_cfg.data)
-        task = prepared.manifest["tasks"][0]["dataset"] + "/" + prepared.manifest["tasks"][0]["column"]
+        task = prepared.manifest.tasks[0]["dataset"] + "/" + prepared.manifest.tasks[0]["column"]
         runs["finetune"].append(run_training(ft_cfg, prepared, work / f"finetune_seed{seed}",
                                              loop_extra=finetune_loop_config(ft_cfg, state_dict)))  # fmt: skip
         raw = ft_cfg.model_dump(mode="json")

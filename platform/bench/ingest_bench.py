@@ -39,7 +39,7 @@ from graphium_ray.data.builtin import qm9_sample  # noqa: E402
 from graphium_ray.data.collate import collate_arrays  # noqa: E402
 from graphium_ray.nn.build import build_network  # noqa: E402
 from graphium_ray.outputs import LabelNormalizer  # noqa: E402
-from graphium_ray.tasks import TaskSpec, tasks_at  # noqa: E402
+from graphium_ray.tasks import tasks_at  # noqa: E402
 from graphium_ray.train.losses import multitask_loss  # noqa: E402
 from graphium_ray.train.optim import build_optimizer  # noqa: E402
 
@@ -60,7 +60,7 @@ def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
     data = prepared.manifest
     table = pq.read_table(prepared.featurized_dir, filters=[("split", "=", "train")])
     table = table.filter(table.column("skip_reason").is_null())
-    g = collate_arrays(table, data["label_widths"], data["bond_dim"])
+    g = collate_arrays(table, data.label_widths, data.bond_dim)
     nodes = np.concatenate([[0], np.cumsum(table.column("num_nodes").to_numpy())])
     edges = np.concatenate([[0], np.cumsum(table.column("num_edges").to_numpy())])
     items = [Data(x=g.x[nodes[i] : nodes[i + 1]], edge_index=g.edge_index[:, edges[i] : edges[i + 1]] - nodes[i],
@@ -69,9 +69,9 @@ def in_memory_rate(cfg, prepared, epochs: int) -> list[float]:
     built = build_network(cfg.model, data)
     model = built.model
     optimizer = build_optimizer(model, cfg.train, built.lr_mult)
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    tasks = data.task_specs
     level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in ("graph", "node", "edge")}
-    normalizer = LabelNormalizer(tasks, data["label_stats"])
+    normalizer = LabelNormalizer(tasks, data.label_stats)
     rates = []
     for _ in range(epochs):
         model.train()
@@ -102,9 +102,9 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
     table = pq.read_table(prepared.featurized_dir, filters=[("split", "=", "train")])
     table = table.filter(table.column("skip_reason").is_null())
     bs = cfg.train.batch_size
-    batches = [collate_arrays(table.slice(i, bs), data["label_widths"], data["bond_dim"])
+    batches = [collate_arrays(table.slice(i, bs), data.label_widths, data.bond_dim)
                for i in range(0, table.num_rows, bs)]  # fmt: skip
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    tasks = data.task_specs
     graphs = sum(b.num_graphs for b in batches) * epochs
 
     class Batches:
@@ -113,7 +113,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
 
     def plain() -> float:
         torch.manual_seed(0)
-        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
+        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
         optimizer = module.configure_optimizers()
         opt, sched = optimizer["optimizer"], optimizer["lr_scheduler"]["scheduler"]
         start = time.perf_counter()
@@ -129,7 +129,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
 
     def lightning() -> float:
         torch.manual_seed(0)
-        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data["label_stats"], cfg.train, len(batches))
+        module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
         trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, gradient_clip_val=cfg.train.grad_clip,
                              logger=False, enable_checkpointing=False, enable_progress_bar=False,
                              enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
@@ -151,7 +151,7 @@ def data_only_rate(cfg, prepared, epochs: int) -> list[dict]:
     from graphium_ray.data.collate import GraphCollate
     from graphium_ray.data.reader import read_split
 
-    collate = GraphCollate(prepared.manifest["label_widths"], prepared.manifest["bond_dim"])
+    collate = GraphCollate(prepared.manifest.label_widths, prepared.manifest.bond_dim)
     ds = read_split(prepared.featurized_dir, "train")
     out = []
     for _ in range(epochs):
@@ -198,7 +198,7 @@ def main() -> None:
     steady = slice(1, None) if args.epochs > 1 else slice(None)
     result = {
         "molecules": args.molecules,
-        "train_graphs": prepared.manifest["splits"]["train"],
+        "train_graphs": prepared.manifest.splits["train"],
         "batch_size": args.batch_size,
         "streaming_graphs_per_s": [round(r) for r in streamed],
         "in_memory_pyg_graphs_per_s": [round(r) for r in memory],

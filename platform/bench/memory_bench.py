@@ -42,7 +42,7 @@ if float(sys.argv[3]) > 0:  # cap Ray Data's object-store buffering (MB) for thi
     opts.resource_limits = ExecutionResources.for_limits(object_store_memory=float(sys.argv[3]) * 2**20)
 start = time.time()
 prepared = prepare(cfg.data)
-print(json.dumps({"featurized": prepared.manifest["featurized"], "skipped": prepared.manifest["skipped"]["total"],
+print(json.dumps({"featurized": prepared.manifest.featurized, "skipped": prepared.manifest.skipped["total"],
                   "prepare_seconds": round(time.time() - start, 1)}))
 ray.shutdown()
 """

@@ -21,6 +21,7 @@ import torch
 from graphium_ray.config import FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
 from graphium_ray.data.builtin import qm9_sample
 from graphium_ray.data.in_memory import featurize_smiles, rows_to_batch
+from graphium_ray.manifest import ModelData
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
@@ -51,8 +52,8 @@ def run(param: str, width: int, base: int, lr: float, steps: int, train, val, se
                     model=ModelConfig(layer="gine", hidden_dim=width, base_hidden_dim=base, num_layers=3, norm="layer",
                                       parametrization=param, head_hidden_dim=64, pooling=["sum", "mean"]),
                     train=TrainConfig(lr=lr))  # fmt: skip
-    data = {"tasks": [t.to_dict() for t in TASKS], "atom_dim": val.x.shape[1], "bond_dim": 13,
-            "featurizer": FeaturizerConfig().model_dump(mode="json")}  # fmt: skip
+    data = ModelData(tasks=[t.to_dict() for t in TASKS], label_widths={"graph": len(TASKS), "node": 0, "edge": 0},
+                     atom_dim=val.x.shape[1], bond_dim=13, featurizer=FeaturizerConfig().model_dump(mode="json"))  # fmt: skip
     built = build_network(cfg.model, data)
     model = built.model
     opt = build_optimizer(model, cfg.train, built.lr_mult)

@@ -45,7 +45,6 @@ def train_one(cfg, prepared, threads: int) -> dict:
 
     from graphium_ray.data.collate import GraphCollate
     from graphium_ray.nn.build import build_network
-    from graphium_ray.tasks import TaskSpec
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
     from graphium_ray.train.selection import metric_value
@@ -54,13 +53,13 @@ def train_one(cfg, prepared, threads: int) -> dict:
     data = prepared.manifest
     table = pq.read_table(prepared.featurized_dir)
     split = {s: table.filter(pc.equal(table["split"], s)) for s in ("train", "val")}
-    collate = GraphCollate(data["label_widths"], data["bond_dim"])
+    collate = GraphCollate(data.label_widths, data.bond_dim)
     batch_size = cfg.train.batch_size
     seed_everything(cfg.train.seed)
     net = build_network(cfg.model, data).model
-    tasks = [TaskSpec.from_dict(t) for t in data["tasks"]]
+    tasks = data.task_specs
     steps = -(-split["train"].num_rows // batch_size)
-    module = MultiTaskModule(net, tasks, data["label_stats"], cfg.train, steps)
+    module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps)
 
     class Train:
         def __iter__(self):
