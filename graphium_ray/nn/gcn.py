@@ -21,19 +21,16 @@ class GCNLayer(MessagePassingLayer):
     are not used (returned unchanged).
 
     Args:
-        in_dim: input width D_in. out_dim: output width D_out.
+        in_dim: input width D_in. out_dim: output width D_out (default D_in).
     Shapes:
         x (N, D_in), edge_index (2, E), edge_attr (E, D_e) → x' (N, D_out), edge_attr unchanged.
     """
 
     reads_edges = False
 
-    @classmethod
-    def build(cls, dim: int, heads: int, dropout: float) -> GCNLayer:
-        return cls(dim, dim)
-
-    def __init__(self, in_dim: int, out_dim: int):
+    def __init__(self, in_dim: int, out_dim: int | None = None):
         super().__init__()
+        out_dim = out_dim or in_dim
         self.lin = MuLinear(in_dim, out_dim, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_dim))
 

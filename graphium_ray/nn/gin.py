@@ -18,19 +18,16 @@ class GINLayer(MessagePassingLayer):
     Same as PyG's ``GINConv(mlp, eps=eps, train_eps=False)`` with the MLP Linear→ReLU→Linear.
 
     Args:
-        in_dim, out_dim: widths. eps: the fixed ε (default 0).
+        in_dim, out_dim: widths (out_dim defaults to in_dim). eps: the fixed ε (default 0).
     Shapes:
         x (N, D_in), edge_index (2, E), edge_attr (E, D_e) → x' (N, D_out), edge_attr unchanged.
     """
 
     reads_edges = False
 
-    @classmethod
-    def build(cls, dim: int, heads: int, dropout: float) -> GINLayer:
-        return cls(dim, dim)
-
-    def __init__(self, in_dim: int, out_dim: int, eps: float = 0.0):
+    def __init__(self, in_dim: int, out_dim: int | None = None, eps: float = 0.0):
         super().__init__()
+        out_dim = out_dim or in_dim
         self.eps = eps
         self.mlp = MLP(in_dim, out_dim, out_dim, layers=2)
 
