@@ -12,6 +12,7 @@ group (one-hot)           19      periodic group 1..18 + other (f-block, dummy)
 period (one-hot)          8       period 1..7 + other
 total-valence (one-hot)   8       0..6 + other
 hybridization (one-hot)   7       S, SP, SP2, SP3, SP3D, SP3D2 + other
+total-hs (one-hot)        6       hydrogens on the atom 0..4 + other
 chirality (one-hot)       3       CW, CCW, other
 degree, formal-charge,    1 each  raw integer / bool (mass is divided by 100)
 radical-electron,
