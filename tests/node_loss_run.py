@@ -78,7 +78,7 @@ def main() -> None:
                               "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
     result: dict = {}
     if mode == "prepare":
-        thread = threading.Thread(target=lambda: result.update(manifest=prepare(cfg.data).manifest))
+        thread = threading.Thread(target=lambda: result.update(manifest=prepare(cfg.data).manifest.to_dict()))
         thread.start()
         # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
         result["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)

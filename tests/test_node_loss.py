@@ -33,6 +33,6 @@ def test_losing_a_worker_node(tmp_path, mode):
         assert m["test"]["qm9/gap"]["n"] > 0
     else:
         m = result["manifest"]
-        assert m.rows_in == {"qm9": 3000}
-        assert m.molecules == m.featurized + m.skipped["by_stage"].get("featurize", 0)
-        assert result["featurized_keys"] == result["unique_keys"] == m.featurized  # none lost, none twice
+        assert m["rows_in"] == {"qm9": 3000}
+        assert m["molecules"] == m["featurized"] + m["skipped"]["by_stage"].get("featurize", 0)
+        assert result["featurized_keys"] == result["unique_keys"] == m["featurized"]  # none lost, none twice
