@@ -120,26 +120,10 @@ class PositionalEncodingConfig(StrictModel):
 
 
 class FeaturizerConfig(StrictModel):
-    atom_onehot: list[
-        Literal["atomic-number", "group", "period", "total-valence", "hybridization", "total-hs", "chirality"]
-    ] = [
-        "atomic-number",
-        "group",
-        "period",
-        "total-valence",
-    ]
-    atom_float: list[Literal["degree", "formal-charge", "radical-electron", "aromatic", "in-ring", "mass"]] = [
-        "degree",
-        "formal-charge",
-        "radical-electron",
-        "aromatic",
-        "in-ring",
-    ]
-    bond: list[Literal["bond-type-onehot", "stereo", "in-ring", "conjugated"]] = [
-        "bond-type-onehot",
-        "stereo",
-        "in-ring",
-    ]
+    # names defined with their computation in graphium_ray/chem/features.py (checked below)
+    atom_onehot: list[str] = ["atomic-number", "group", "period", "total-valence"]
+    atom_float: list[str] = ["degree", "formal-charge", "radical-electron", "aromatic", "in-ring"]
+    bond: list[str] = ["bond-type-onehot", "stereo", "in-ring"]
     # implicit: hydrogens removed (RDKit default); as_written: hydrogen atoms written in the SMILES
     # are kept, none added; explicit: every hydrogen becomes a node (needed for per-atom labels with H)
     hydrogens: Literal["implicit", "as_written", "explicit"] = "implicit"
@@ -147,6 +131,18 @@ class FeaturizerConfig(StrictModel):
     # molecule-level inputs concatenated to the pooled graph embedding before the heads (chemprop's
     # --molecule-featurizers): rdkit2d = RDKit's 217 2D descriptors (~5 ms per molecule to compute)
     molecule: list[Literal["rdkit2d"]] = []
+
+    @field_validator("atom_onehot", "atom_float", "bond")
+    @classmethod
+    def _known_features(cls, names: list[str], info) -> list[str]:
+        from graphium_ray.chem import features  # RDKit: imported when a featurizer config is checked
+
+        known = {"atom_onehot": features.ATOM_ONEHOT_SOURCE, "atom_float": features.ATOM_FLOAT_SOURCE,
+                 "bond": features.BOND_WIDTH}[info.field_name]  # fmt: skip
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown feature(s) {unknown}; choose from {', '.join(repr(n) for n in known)}")
+        return names
 
 
 class DataConfig(StrictModel):
@@ -355,7 +351,7 @@ def format_validation_error(err: ValidationError, source: str, root: type[BaseMo
     lines = [f"invalid {what} {source}:"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "<root>"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             owner = _model_at(root, tuple(e["loc"]))
             key = str(e["loc"][-1])

@@ -151,3 +151,17 @@ def test_batched_featurizer_equals_per_atom_reference():
     np.testing.assert_allclose(g.x, np.concatenate(x_ref), rtol=1e-6)
     np.testing.assert_array_equal(g.edge_attr, np.concatenate(e_ref))
     assert Chem.MolFromSmiles("C[NH2]->[Fe]").GetBondWithIdx(1).GetBondType() == Chem.BondType.DATIVE
+
+
+def test_every_feature_is_defined_once_and_checked_by_the_config():
+    from graphium_ray.chem.features import ATOM_FLOAT_SOURCE, ATOM_ONEHOT_SOURCE, ATOM_RAW_GETTERS
+    from graphium_ray.config import ConfigError, validate
+
+    assert set(ATOM_ONEHOT_SOURCE) == set(ATOM_ONEHOT_WIDTH)  # a one-hot feature has its table
+    derived = {"deg", "ring", "mass"}  # computed from a batch's bonds / masses in chem/graph.py
+    assert {*ATOM_ONEHOT_SOURCE.values(), *ATOM_FLOAT_SOURCE.values()} - derived <= set(ATOM_RAW_GETTERS)
+    base = {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["y"]}]}]}
+    ok = validate({"data": {**base, "featurizer": {"atom_onehot": list(ATOM_ONEHOT_SOURCE)}}}, "cfg")
+    assert ok.data.featurizer.atom_onehot == list(ATOM_ONEHOT_SOURCE)
+    with pytest.raises(ConfigError, match=r"data.featurizer.atom_float: .*unknown feature\(s\) \['charge'\]"):
+        validate({"data": {**base, "featurizer": {"atom_float": ["degree", "charge"]}}}, "cfg")

@@ -104,6 +104,21 @@ ATOM_ONEHOT_TABLES: dict[str, np.ndarray] = {
 }
 ATOM_ONEHOT_WIDTH = {name: int(t.max()) + 1 for name, t in ATOM_ONEHOT_TABLES.items()}
 
+# Every atom feature is one entry: its config name -> the raw per-atom value it reads. A raw value
+# is an RDKit getter (ATOM_RAW_GETTERS) or one of "deg" (explicit neighbours), "ring" (in a ring)
+# and "mass" (/100), which chem/graph.py derives from the bonds / masses of a whole batch at once.
+# A one-hot feature also needs its table in ATOM_ONEHOT_TABLES; config validation reads these keys.
+_A = Chem.Atom
+ATOM_RAW_GETTERS = {
+    "z": _A.GetAtomicNum, "val": _A.GetTotalValence, "chg": _A.GetFormalCharge,
+    "rad": _A.GetNumRadicalElectrons, "aro": _A.GetIsAromatic, "hyb": _A.GetHybridization,
+    "chi": _A.GetChiralTag, "hs": _A.GetTotalNumHs,
+}  # fmt: skip
+ATOM_ONEHOT_SOURCE = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
+                      "hybridization": "hyb", "total-hs": "hs", "chirality": "chi"}  # fmt: skip
+ATOM_FLOAT_SOURCE = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
+                     "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
+
 BOND_TYPE_TABLE = _onehot_table(
     {
         int(Chem.BondType.SINGLE): 0,

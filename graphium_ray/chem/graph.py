@@ -14,7 +14,14 @@ from typing import NamedTuple
 import numpy as np
 from rdkit import Chem, RDLogger
 
-from graphium_ray.chem.features import ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE, STEREO_TABLE
+from graphium_ray.chem.features import (
+    ATOM_FLOAT_SOURCE,
+    ATOM_ONEHOT_SOURCE,
+    ATOM_ONEHOT_TABLES,
+    ATOM_RAW_GETTERS,
+    BOND_TYPE_TABLE,
+    STEREO_TABLE,
+)
 
 RDLogger.DisableLog("rdApp.*")  # reasons are captured and reported per row instead
 
@@ -119,16 +126,8 @@ class GraphArrays(NamedTuple):
 _A, _B = Chem.Atom, Chem.Bond
 # Raw per-atom values are read with one C-level ``map`` per property over all atoms of the batch
 # (RDKit's Python-level GetAtoms() iterator and a Python loop per atom cost more than the RDKit
-# calls themselves). Degree and ring membership come from the bonds (no per-atom call).
-_ATOM_GETTERS = {
-    "z": _A.GetAtomicNum, "val": _A.GetTotalValence, "chg": _A.GetFormalCharge,
-    "rad": _A.GetNumRadicalElectrons, "aro": _A.GetIsAromatic, "hyb": _A.GetHybridization,
-    "chi": _A.GetChiralTag, "hs": _A.GetTotalNumHs,
-}  # fmt: skip
-_ONEHOT_SOURCE = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
-                  "hybridization": "hyb", "chirality": "chi", "total-hs": "hs"}  # fmt: skip
-_FLOAT_SOURCE = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
-                 "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
+# calls themselves). Degree and ring membership come from the bonds (no per-atom call). Which raw
+# value each feature reads is defined with the feature, in chem/features.py.
 # bond order as a double → BondType value, for bonds read without the (slow) enum getter
 _DOUBLE_TO_TYPE = {1.0: int(Chem.BondType.SINGLE), 1.5: int(Chem.BondType.AROMATIC),
                    2.0: int(Chem.BondType.DOUBLE), 3.0: int(Chem.BondType.TRIPLE),
@@ -200,7 +199,7 @@ def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], 
     bond_ring = np.fromiter(map(_B.IsInRing, bonds), dtype=bool, count=len(bonds))
     bond_ends = np.concatenate([begin, end]) + np.tile(node_offset, 2)  # batch-wide atom index of both ends
     raw: dict[str, np.ndarray] = {}
-    for key in {_ONEHOT_SOURCE[n] for n in onehot} | {_FLOAT_SOURCE[f] for f in floats}:
+    for key in {ATOM_ONEHOT_SOURCE[n] for n in onehot} | {ATOM_FLOAT_SOURCE[f] for f in floats}:
         if key == "deg":  # explicit neighbours = incident bonds
             raw[key] = np.bincount(bond_ends, minlength=n_atoms)
         elif key == "ring":  # an atom is in a ring iff one of its bonds is
@@ -208,9 +207,9 @@ def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], 
         elif key == "mass":
             raw[key] = np.fromiter(map(_A.GetMass, atoms), dtype=np.float32, count=n_atoms) / 100.0
         else:
-            raw[key] = _ints(_ATOM_GETTERS[key], atoms)
-    blocks = [(ATOM_ONEHOT_TABLES[n], raw[_ONEHOT_SOURCE[n]]) for n in onehot]
-    blocks += [(None, raw[_FLOAT_SOURCE[f]]) for f in floats]
+            raw[key] = _ints(ATOM_RAW_GETTERS[key], atoms)
+    blocks = [(ATOM_ONEHOT_TABLES[n], raw[ATOM_ONEHOT_SOURCE[n]]) for n in onehot]
+    blocks += [(None, raw[ATOM_FLOAT_SOURCE[f]]) for f in floats]
     x = _feature_matrix(blocks, n_atoms)
     needs_type = bool({"bond-type-onehot", "stereo"} & set(bond_feats))
     btype = _bond_types(bonds, num_bonds, plain_bond_orders) if needs_type else None
