@@ -284,7 +284,7 @@ def run_config(args) -> RunConfig:
     if provenance is not None:
         check_sweep_transfer(cfg, provenance)
     if cfg.train.accelerator == "ipu" and args.command in ("train", "finetune"):
-        from graphium_ray.accelerators import require_poptorch
+        from graphium_ray.train.devices import require_poptorch
 
         require_poptorch()  # before any work: PopTorch is not on PyPI
     args.provenance = provenance

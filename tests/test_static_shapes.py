@@ -143,8 +143,8 @@ def test_compile_requires_static_shapes(tmp_path):
 
 
 def test_lightning_ipu_strategy_needs_poptorch():
-    from graphium_ray.accelerators import lightning_trainer_kwargs
     from graphium_ray.config import ConfigError, TrainConfig
+    from graphium_ray.train.devices import lightning_trainer_kwargs
 
     with pytest.raises(ConfigError, match="poptorch"):
         lightning_trainer_kwargs(TrainConfig(accelerator="ipu"))

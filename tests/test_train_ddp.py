@@ -32,9 +32,9 @@ def _every_layer_one_epoch(config: dict) -> None:
     import ray.train.lightning
     import torch
 
-    from graphium_ray.accelerators import lightning_trainer_kwargs
     from graphium_ray.config import RunConfig
     from graphium_ray.nn.build import build_network
+    from graphium_ray.train.devices import lightning_trainer_kwargs
     from graphium_ray.train.loop import _train_batches
     from graphium_ray.train.module import MultiTaskModule
 

@@ -31,10 +31,19 @@ import torch.distributed as dist
 
 from graphium_ray.batch import GraphBatch
 from graphium_ray.data.collate import GraphCollate, deal_rows
+from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
+from graphium_ray.manifest import ModelData
 
 
 def per_worker_batch(global_batch: int, workers: int) -> int:
     return max(1, math.ceil(global_batch / workers))
+
+
+def idle_batch(data: ModelData, batcher: StaticBatcher | None = None) -> GraphBatch:
+    """A padding-only batch (zero loss and gradient) for workers in lockstep: of ``batcher``'s
+    static shape, or one padding graph."""
+    batcher = batcher or StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data.label_widths, data.bond_dim)
+    return batcher.empty(data.atom_dim, pe_widths(data.featurizer), data.mol_feat_dim)
 
 
 def lockstep(batches: Iterator[GraphBatch], idle: GraphBatch, device: torch.device) -> Iterator[GraphBatch]:

@@ -25,11 +25,11 @@ import ray
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from graphium_ray.accelerators import worker_resources
 from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import DATA_TASK_CPUS, read_split
 from graphium_ray.train.curves import write_curves
+from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.loop import train_loop_per_worker
 from graphium_ray.train.progress import progress_wanted
 from graphium_ray.train.replicates import summarize_replicates

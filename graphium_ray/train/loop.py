@@ -26,17 +26,16 @@ import ray.train.lightning
 import ray.train.torch
 import torch
 
-from graphium_ray.accelerators import lightning_trainer_kwargs
-from graphium_ray.batch import GraphBatch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate import GraphCollate
-from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
+from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, per_worker_batch
+from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
+from graphium_ray.train.devices import lightning_trainer_kwargs
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.module import MultiTaskModule, gather_objects
@@ -94,13 +93,6 @@ def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
     net.load_state_dict(load, strict=False)
 
 
-def _idle_batch(data: Manifest, batcher: StaticBatcher | None = None) -> GraphBatch:
-    """A padding-only batch (zero loss and gradient) for workers in lockstep: of ``batcher``'s
-    static shape, or one padding graph."""
-    batcher = batcher or StaticBatcher(StaticShape.for_batch_size(1, 1, 1), data.label_widths, data.bond_dim)
-    return batcher.empty(data.atom_dim, pe_widths(data.featurizer), data.mol_feat_dim)
-
-
 def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: MultiTaskModule, worker,
                    device) -> TrainBatches:  # fmt: skip
     mode = cfg.train.shard_train
@@ -110,7 +102,7 @@ def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: Mul
         rows = per_worker_batch(cfg.train.batch_size, worker[1])
         batcher = StaticBatcher(StaticShape.for_batch_size(rows, shape.max_nodes_per_graph, shape.max_edges_per_graph),
                                 data.label_widths, data.bond_dim)  # fmt: skip
-    idle = _idle_batch(data, batcher)
+    idle = idle_batch(data, batcher)
     collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
     in_memory = train_bytes <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
     return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
