@@ -37,6 +37,7 @@ from graphium_ray.data.ingest import (
     read_rows,
 )
 from graphium_ray.data.reader import featurized_files, read_parquet_files
+from graphium_ray.data.resources import TASK_CPUS, actor_pool
 from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.data.split_file import read_split_file
@@ -114,23 +115,6 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
     return [dataclasses.replace(src, split_rows=rows[id(src)]) for src in sources]
 
 
-def cluster_cpus() -> int:
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-READ_CPUS = 0.25  # reading/parsing tasks: small logical share so actor pools never starve them
-
-
-def actor_pool(cfg: DataConfig) -> dict:
-    """map_batches arguments for an RDKit actor pool sized to the cluster. On a 1-CPU cluster each
-    actor claims half a CPU, or Ray Data's file listing (1 CPU) could never be scheduled."""
-    cpus = cluster_cpus()
-    return {
-        "compute": ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.featurize_concurrency or cpus),
-        "num_cpus": 1.0 if cpus >= 2 else 0.5,
-    }
-
-
 def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None:
     if (keyed_dir / "_SUCCESS").exists():
         return
@@ -142,20 +126,20 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None
             yield from read_rows(item, rows_per_batch)
 
     ds = ray.data.from_items(sources, override_num_blocks=len(sources))
-    ds = ds.map_batches(read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS)
+    ds = ds.map_batches(read, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS)
     ds = ds.map_batches(
         KeyMolecules,
         fn_constructor_kwargs={"num_buckets": cfg.num_shards},
         batch_size=rows_per_batch,
         batch_format="pyarrow",
-        **actor_pool(cfg),
+        **actor_pool(cfg.featurize_concurrency),
     )
-    ds.write_parquet(str(keyed_dir), partition_cols=["bucket"], ray_remote_args={"num_cpus": READ_CPUS})
+    ds.write_parquet(str(keyed_dir), partition_cols=["bucket"], ray_remote_args={"num_cpus": TASK_CPUS})
     keyed_dir.mkdir(parents=True, exist_ok=True)  # a header-only file writes no row at all
     (keyed_dir / "_SUCCESS").touch()
 
 
-@ray.remote(num_cpus=READ_CPUS * 2)
+@ray.remote(num_cpus=TASK_CPUS * 2)
 def _merge_task(bucket_dir: str, out_path: str, skipped_path: str, layout: LabelLayout, seed: int, fractions,
                 on_conflict: str) -> int:  # fmt: skip
     return merge_bucket(Path(bucket_dir), Path(out_path), Path(skipped_path), layout, seed, fractions, on_conflict)
@@ -209,9 +193,9 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
         },  # fmt: skip
         batch_size=cfg.batch_rows,
         batch_format="pyarrow",
-        **actor_pool(cfg),
+        **actor_pool(cfg.featurize_concurrency),
     )
-    ds.write_parquet(str(feat_dir), partition_cols=["shard"], ray_remote_args={"num_cpus": READ_CPUS})
+    ds.write_parquet(str(feat_dir), partition_cols=["shard"], ray_remote_args={"num_cpus": TASK_CPUS})
 
 
 def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict:
@@ -222,7 +206,7 @@ def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict
     ds = read_parquet_files(files, columns=columns)
     partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
                               batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1),
-                              num_cpus=READ_CPUS).take_all()  # fmt: skip
+                              num_cpus=TASK_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths, mol_feat_dim)
 
 

@@ -10,8 +10,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
+from graphium_ray.data.resources import TASK_CPUS
+
 DROP = ("sources", "skip_reason", "split", "shard")
-DATA_TASK_CPUS = 0.25  # Ray Data tasks stay small so train workers can hold most CPUs
 
 
 def keep_split(table: pa.Table, split: str, keep_key: bool) -> pa.Table:
@@ -34,13 +35,13 @@ def _read_files(batch: dict, columns: list[str] | None, rows_per_batch: int, wit
 
 def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = 4096,
                        with_path: bool = False) -> ray.data.Dataset:  # fmt: skip
-    """Stream Parquet files in record batches with one small task per file (``DATA_TASK_CPUS``).
+    """Stream Parquet files in record batches with one small task per file (``TASK_CPUS``).
 
     Unlike ``ray.data.read_parquet`` there is no file-listing task, which claims a whole CPU and
     can never be scheduled on a 1-CPU cluster while an actor pool of the same job holds part of it.
     """
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
-    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=DATA_TASK_CPUS,
+    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS,
                           fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch, "with_path": with_path})  # fmt: skip
 
 
@@ -58,5 +59,5 @@ def read_split(featurized_dir: str | Path, split: str, keep_key: bool = False) -
     0.4 s on a 2-CPU cluster once a restarted worker group streamed the split again."""
     ds = read_parquet_files(featurized_files(featurized_dir), rows_per_batch=1024)
     return ds.map_batches(
-        keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow", num_cpus=DATA_TASK_CPUS
+        keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow", num_cpus=TASK_CPUS
     )

@@ -19,7 +19,7 @@ import yaml
 
 from graphium_ray.config import ConfigError
 from graphium_ray.data.cells import INPUT_ERROR, scalar_cells
-from graphium_ray.data.prepare import READ_CPUS, cluster_cpus
+from graphium_ray.data.resources import TASK_CPUS, actor_pool
 from graphium_ray.data.sources import file_format, iter_batches, localize, read_header, resolve_paths
 from graphium_ray.inference.predictor import BatchPredictor, check_loadable, embedding_layers, read_checkpoint_files
 
@@ -62,17 +62,15 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
     sources = _input_files(inputs, columns)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     ds = ray.data.from_items(sources, override_num_blocks=len(sources))
-    ds = ds.map_batches(_read, batch_size=1, batch_format="numpy", num_cpus=READ_CPUS,
+    ds = ds.map_batches(_read, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS,
                         fn_kwargs={"columns": columns, "rows_per_batch": 4 * batch_size})  # fmt: skip
-    cpus = cluster_cpus()
     ds = ds.map_batches(
         BatchPredictor,
         fn_constructor_kwargs={"checkpoint_files": files, "smiles_column": smiles_column, "mode": mode,
                                "layer": layer, "batch_size": batch_size},  # fmt: skip
         batch_size=4 * batch_size,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=concurrency or cpus),
-        num_cpus=1.0 if cpus >= 2 else 0.5,
+        **actor_pool(concurrency),
     )
     rows = errors = 0
     if output.endswith(".parquet"):
@@ -89,7 +87,7 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
         writer.close()
         tmp.replace(output)
     else:
-        ds.write_parquet(output, ray_remote_args={"num_cpus": READ_CPUS})
+        ds.write_parquet(output, ray_remote_args={"num_cpus": TASK_CPUS})
         counts = ray.data.read_parquet(output, columns=["error"]).to_arrow_refs()
         for ref in counts:
             table = ray.get(ref)

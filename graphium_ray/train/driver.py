@@ -27,7 +27,8 @@ from ray.train.torch import TorchTrainer
 
 from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
-from graphium_ray.data.reader import DATA_TASK_CPUS, read_split
+from graphium_ray.data.reader import read_split
+from graphium_ray.data.resources import TASK_CPUS
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.loop import train_loop_per_worker
@@ -133,9 +134,9 @@ def write_splits(prepared: PreparedData, output_dir: Path) -> None:
     out = output_dir / "splits"
     shutil.rmtree(out, ignore_errors=True)
     ds = ray.data.read_parquet(str(prepared.featurized_dir), columns=["mol_key", "split", "skip_reason"],
-                               num_cpus=DATA_TASK_CPUS)  # fmt: skip
+                               num_cpus=TASK_CPUS)  # fmt: skip
     ds = ds.filter(expr="split != 'unassigned'").select_columns(["mol_key", "split", "skip_reason"])
-    ds.write_parquet(str(out), ray_remote_args={"num_cpus": DATA_TASK_CPUS})
+    ds.write_parquet(str(out), ray_remote_args={"num_cpus": TASK_CPUS})
 
 
 def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extra: dict | None) -> dict:
