@@ -12,6 +12,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from graphium_ray.data.sources import iter_batches
+
 # the column that carries these faults of an input row through the inference pipeline
 INPUT_ERROR = "_input_error"
 
@@ -61,3 +63,15 @@ def item_list_cells(col: pa.Array, name: str, errors: dict[int, str]) -> pa.Arra
     if isinstance(col, pa.ChunkedArray):
         col = col.combine_chunks()
     return decode_text(col, name, errors) if _is_bytes(col.type) else col
+
+
+def read_cells(path: str, fmt: str, columns: list[str], rows_per_batch: int, list_columns: frozenset[str] = frozenset()):
+    """The one row reader of source files (``prepare``'s ingest and ``predict``/``fingerprint``):
+    yields ``(first_row, num_rows, cells, errors)`` per record batch, ``cells``: column → checked
+    Arrow array (:func:`item_list_cells` for ``list_columns``, else :func:`scalar_cells`),
+    ``errors``: row within the batch → the first problem found in it."""
+    for first_row, batch in iter_batches(path, fmt, columns, rows_per_batch):
+        errors: dict[int, str] = {}
+        cells = {name: (item_list_cells if name in list_columns else scalar_cells)(batch.column(name), name, errors)
+                 for name in batch.schema.names}  # fmt: skip
+        yield first_row, batch.num_rows, cells, errors

@@ -26,9 +26,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
-from graphium_ray.data.cells import item_list_cells, scalar_cells
+from graphium_ray.data.cells import read_cells
 from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
-from graphium_ray.data.sources import iter_batches
 from graphium_ray.tasks import TaskSpec
 
 SKIPPED_BUCKET = -1
@@ -57,18 +56,13 @@ def read_rows(source: SourceFile, rows_per_batch: int):
     columns = list(
         dict.fromkeys([source.smiles_column, *source.graph_columns, *source.node_columns, *source.edge_columns])
     )
-    for first_row, batch in iter_batches(source.path, source.fmt, columns, rows_per_batch):
-        yield _parse_batch(source, first_row, batch)
+    item_columns = frozenset(source.node_columns) | frozenset(source.edge_columns)
+    for first_row, n, cells, errors in read_cells(source.path, source.fmt, columns, rows_per_batch, item_columns):
+        yield _parse_batch(source, first_row, n, cells, errors)
 
 
-def _parse_batch(source: SourceFile, first_row: int, batch: pa.RecordBatch) -> pa.Table:
-    n = batch.num_rows
-    errors: dict[int, str] = {}
-    item_columns = set(source.node_columns) | set(source.edge_columns)
-    col = {
-        name: (item_list_cells if name in item_columns else scalar_cells)(batch.column(name), name, errors)
-        for name in batch.schema.names
-    }
+def _parse_batch(source: SourceFile, first_row: int, n: int, col: dict[str, pa.Array], errors: dict[int, str]) -> pa.Table:
+    """Labels and SMILES checked on the batch's cells; every problem recorded in ``errors``."""
     y_graph, label_errors = graph_label_matrix([col[c] for c in source.graph_columns], list(source.graph_columns), n)
     for i, reason in label_errors.items():
         errors.setdefault(i, reason)

@@ -25,7 +25,7 @@ from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key
-from graphium_ray.data.cells import scalar_cells
+from graphium_ray.data.cells import read_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
@@ -39,7 +39,7 @@ from graphium_ray.data.ingest import (
 from graphium_ray.data.reader import featurized_files, read_parquet_files
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
 from graphium_ray.data.scaffold import scaffold_split
-from graphium_ray.data.sources import file_format, fingerprint, iter_batches, localize, read_header, resolve_paths
+from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
 from graphium_ray.manifest import Manifest
@@ -54,15 +54,12 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
     sources, tasks, fingerprints = [], [], {}
     for ds in cfg.datasets:
         where = f"datasets.{ds.name}.path"
-        paths = resolve_paths(ds.paths, where)
-        if ds.split_file and len(paths) != 1:
-            raise ConfigError(f"datasets.{ds.name}.split_file: needs exactly one data file, found {len(paths)}")
+        files = list(open_sources(ds.paths, where, download_dir, ds.format))
+        if ds.split_file and len(files) != 1:
+            raise ConfigError(f"datasets.{ds.name}.split_file: needs exactly one data file, found {len(files)}")
         ds_tasks: list[TaskSpec] | None = None
-        for display in paths:
-            local = localize(display, download_dir)
-            fmt = file_format(local, ds.format)
+        for display, local, fmt, header in files:
             where_file = f"{display} (datasets.{ds.name})"
-            header = read_header(local, fmt, where_file)
             found = dataset_tasks(ds, header, where_file)
             if ds_tasks is not None and [t.column for t in found] != [t.column for t in ds_tasks]:
                 raise ConfigError(f"{where_file}: label columns differ from the dataset's first file")
@@ -101,8 +98,8 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
     to each file as its row → split map (computed on the driver from the SMILES column only)."""
     smiles, owners = [], []
     for src in sources:
-        for _, batch in iter_batches(src.path, src.fmt, [src.smiles_column], 65536):
-            values = scalar_cells(batch.column(0), src.smiles_column, {}).to_pylist()  # bad cells: None
+        for _, _, cells, _ in read_cells(src.path, src.fmt, [src.smiles_column], 65536):
+            values = cells[src.smiles_column].to_pylist()  # bad cells: None (reported by the ingest)
             smiles += values
             owners += [src] * len(values)
     assignment = scaffold_split(smiles, cfg.split.seed, tuple(cfg.split.fractions))

@@ -136,3 +136,13 @@ def iter_batches(path: str, fmt: str, columns: list[str], rows_per_batch: int) -
             part = batch.slice(start, rows_per_batch)
             yield row, part
             row += part.num_rows
+
+
+def open_sources(paths: list[str], where: str, download_dir: str | Path, declared_fmt: str = "auto"):
+    """The one resolver of input files (``prepare``'s datasets and ``predict``'s inputs): every
+    path, glob or URL in ``paths`` → ``(display, local path, format, header)``, remote files
+    downloaded once into ``download_dir``; an unreadable file is a one-line error naming it."""
+    for display in resolve_paths(paths, where):
+        local = localize(display, download_dir)
+        fmt = file_format(local, declared_fmt)
+        yield display, local, fmt, read_header(local, fmt, f"{display} ({where})")

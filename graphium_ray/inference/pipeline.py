@@ -18,19 +18,16 @@ import ray
 import yaml
 
 from graphium_ray.config import ConfigError
-from graphium_ray.data.cells import INPUT_ERROR, scalar_cells
+from graphium_ray.data.cells import INPUT_ERROR, read_cells
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
-from graphium_ray.data.sources import file_format, iter_batches, localize, read_header, resolve_paths
+from graphium_ray.data.sources import open_sources
 from graphium_ray.inference.predictor import BatchPredictor, check_loadable, embedding_layers, read_checkpoint_files
 
 
 def _input_files(inputs: list[str], columns: list[str]) -> list[dict]:
     download_dir = Path(tempfile.gettempdir()) / "graphium_ray_downloads"
     files = []
-    for display in resolve_paths(inputs, "input"):
-        local = localize(display, download_dir)
-        fmt = file_format(local)
-        header = read_header(local, fmt)
+    for display, local, fmt, header in open_sources(inputs, "input", download_dir):
         missing = [c for c in columns if c not in header]
         if missing:
             raise ConfigError(f"{display}: column(s) {missing} not found; available columns: {header[:20]}")
@@ -40,13 +37,10 @@ def _input_files(inputs: list[str], columns: list[str]) -> list[dict]:
 
 def _read(batch: dict, columns: list[str], rows_per_batch: int):
     for path, display, fmt in zip(batch["path"], batch["display"], batch["fmt"], strict=True):
-        for first_row, records in iter_batches(str(path), str(fmt), columns, rows_per_batch):
-            n = records.num_rows
-            errors: dict[int, str] = {}
-            cells = {c: scalar_cells(records.column(c), c, errors) for c in columns}
+        for first_row, n, cells, errors in read_cells(str(path), str(fmt), columns, rows_per_batch):
             yield pa.table({"src_file": pa.array([str(display)] * n, pa.string()),
                             "src_row": pa.array(range(first_row, first_row + n), pa.int64()),
-                            **cells, INPUT_ERROR: pa.array([errors.get(i) for i in range(n)], pa.string())})  # fmt: skip
+                            **{c: cells[c] for c in columns}, INPUT_ERROR: pa.array([errors.get(i) for i in range(n)], pa.string())})  # fmt: skip
 
 
 def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_column: str = "smiles",
