@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from graphium_ray.config import RunConfig, dump_config, validate
+from graphium_ray.data.cache import write_json_atomic
 from graphium_ray.manifest import ModelData
 from graphium_ray.nn.build import build_network, mup_base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
@@ -29,7 +30,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
         torch.save(optimizer.state_dict(), directory / "optimizer.pt")
     (directory / "state.json").write_text(json.dumps(state, indent=2))
     (directory / "config.yaml").write_text(dump_config(cfg))
-    data.model_data().write(directory / "data.json")
+    write_json_atomic(directory / "data.json", data.model_data().to_dict())
     if cfg.model.parametrization == "mup":  # the base shapes travel with the weights
         shapes = mup_base_shapes(cfg.model, data)
         (directory / "mup_base_shapes.json").write_text(json.dumps(shapes))

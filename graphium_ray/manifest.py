@@ -61,12 +61,6 @@ class ModelData:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
 
-    def write(self, path: Path) -> None:
-        """Atomically (a reader never sees half a file)."""
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1, default=float))
-        tmp.replace(path)
-
     @classmethod
     def read(cls, path: Path):
         return cls.from_dict(json.loads(Path(path).read_text()))

@@ -24,7 +24,7 @@ import ray
 from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
-from graphium_ray.data.cache import PreparedData, cache_key
+from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
 from graphium_ray.data.cells import read_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
@@ -323,7 +323,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         molecule_features=molecule_feature_stats(mol_names, mol_stats),
         prepare_seconds=round(time.time() - started, 2),
     )
-    manifest.write(root / "manifest.json")
+    write_json_atomic(root / "manifest.json", manifest.to_dict())
     return _usable(PreparedData(root, manifest), sources)
 
 
