@@ -5,6 +5,9 @@ A checkpoint directory holds: ``model.pt`` (state dict), ``optimizer.pt``, ``sta
 widths, label statistics: everything needed to rebuild the model and read its outputs in
 real units) and, under µP, ``mup_base_shapes.json``. Tensors are loaded with
 ``torch.load(weights_only=True)``: no pickled code runs.
+
+``builtin:<name>`` names a checkpoint shipped inside the package (``graphium_ray/pretrained/<name>``,
+model cards in ``docs/pretrained/``): wherever a checkpoint path is accepted, it needs no download.
 """
 
 from __future__ import annotations
@@ -15,11 +18,33 @@ from pathlib import Path
 import torch
 import yaml
 
-from graphium_ray.config import RunConfig, dump_config, validate
+from graphium_ray.config import ConfigError, RunConfig, dump_config, validate
 from graphium_ray.data.cache import write_json_atomic
 from graphium_ray.manifest import ModelData
 from graphium_ray.nn.build import build_network, mup_base_shapes
 from graphium_ray.nn.network import MultiTaskGNN
+
+BUILTIN_PREFIX = "builtin:"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def builtin_models() -> list[str]:
+    """Names of the checkpoints shipped with the package (``builtin:<name>``)."""
+    if not PRETRAINED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "model.pt").is_file())
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A checkpoint argument as a directory: ``builtin:<name>`` → the shipped checkpoint, else the path."""
+    text = str(path)
+    if not text.startswith(BUILTIN_PREFIX):
+        return Path(path)
+    name = text[len(BUILTIN_PREFIX) :]
+    if name not in builtin_models():
+        raise ConfigError(f"checkpoint {text}: no such built-in model; available: "
+                          + (", ".join(f"{BUILTIN_PREFIX}{n}" for n in builtin_models()) or "none"))  # fmt: skip
+    return PRETRAINED_DIR / name
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None,
@@ -37,8 +62,8 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
 
 
 def load_checkpoint(directory: str | Path) -> tuple[RunConfig, ModelData, MultiTaskGNN, dict]:
-    """Rebuild (config, data info, model with weights, state) from a checkpoint directory."""
-    directory = Path(directory)
+    """Rebuild (config, data info, model with weights, state) from a checkpoint directory (or ``builtin:<name>``)."""
+    directory = resolve_checkpoint(directory)
     if not (directory / "model.pt").is_file():
         raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
     cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))

@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="runs/coord_check")
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split of the config's data")
     _common(p)
-    p.add_argument("--checkpoint", required=True, help="checkpoint directory (RUN/checkpoint)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint directory (RUN/checkpoint), a run directory or builtin:NAME (a shipped model)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     for name, helptext in (("predict", "batch predictions per task, in real units, for SMILES files"),
                            ("fingerprint", "per-molecule embeddings from a layer of a trained model")):  # fmt: skip
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("checkpoint", help="checkpoint directory (RUN/checkpoint)")
+        p.add_argument("checkpoint", help="checkpoint directory (RUN/checkpoint), a run directory or builtin:NAME (a shipped model)")
         p.add_argument("inputs", nargs="+", help="CSV/Parquet files, globs or URLs with a SMILES column")
         p.add_argument("--output", required=True, help="OUT.parquet (one file, input order) or a directory")
         p.add_argument("--smiles-column", default="smiles")
@@ -75,12 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--layer", default="graph",
                            help="graph (pooled graph embedding, default) or layer_0 … layer_{L-1} (pooled)")  # fmt: skip
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint on the config's datasets")
-    p.add_argument("checkpoint", help="pretrained checkpoint directory (RUN/checkpoint)")
+    p.add_argument("checkpoint", help="pretrained checkpoint directory (RUN/checkpoint) or builtin:NAME (a shipped model, e.g. builtin:graphium-ray-moses-qm9)")
     _common(p)
-    p = sub.add_parser("make-data", help="write a built-in dataset (quickstart) to disk")
-    p.add_argument("name", choices=["quickstart", "qm9-charges"])
+    p = sub.add_parser("make-data", help="write a built-in dataset (quickstart, qm9-charges, pretrain) to disk")
+    p.add_argument("name", choices=["quickstart", "qm9-charges", "pretrain"])
     p.add_argument("--output", default=None, help="default: data/generated/<name>")
-    p.add_argument("--molecules", type=int, default=3000)
+    p.add_argument("--molecules", type=int, default=None,
+                   help="molecules to write (default: 3000; pretrain: 100000 MOSES molecules)")  # fmt: skip
+    p.add_argument("--num-cpus", type=int, default=None, help="pretrain: CPUs of the local Ray cluster")
     return parser
 
 
@@ -295,10 +297,21 @@ def cmd_make_data(args) -> int:
     from graphium_ray.data.builtin import build_qm9_charges, build_quickstart
 
     out = args.output or f"data/generated/{args.name.replace('-', '_')}"
+    if args.molecules is not None and args.molecules < 1:
+        raise ConfigError(f"--molecules {args.molecules}: must be at least 1")
     if args.name == "quickstart":
-        print("\n".join(f"{k}: {v}" for k, v in build_quickstart(out, args.molecules).items()))
+        print("\n".join(f"{k}: {v}" for k, v in build_quickstart(out, args.molecules or 3000).items()))
+    elif args.name == "qm9-charges":
+        print(f"charges: {build_qm9_charges(out, args.molecules or 3000)}")
     else:
-        print(f"charges: {build_qm9_charges(out, args.molecules)}")
+        from graphium_ray.data.pretrain_data import build_pretrain
+
+        init_ray(args.num_cpus)
+        paths = build_pretrain(out, args.molecules or 100_000)
+        kept = json.loads(paths["kept"].read_text())
+        print("\n".join(f"{k}: {v}" for k, v in paths.items()))
+        print(f"{kept['molecules']} MOSES molecules, {len(kept['kept'])} descriptors kept, {len(kept['dropped'])} "
+              f"dropped, {kept['skipped']} molecules skipped (reasons in {paths['skipped']})")  # fmt: skip
     return 0
 
 

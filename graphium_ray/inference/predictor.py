@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from graphium_ray.checkpoints import load_checkpoint
+from graphium_ray.checkpoints import load_checkpoint, resolve_checkpoint
 from graphium_ray.config import ConfigError, FeaturizerConfig
 from graphium_ray.data.cells import INPUT_ERROR
 from graphium_ray.data.collate import collate_arrays
@@ -36,8 +36,9 @@ LEVELS = ("graph", "node", "edge")
 
 def checkpoint_members(path: str | Path) -> list[Path]:
     """The checkpoint directories behind ``path``: a checkpoint itself, a run directory (its
-    ``checkpoint/``) or a replicated run (every ``replicate_<i>/checkpoint``: an ensemble)."""
-    path = Path(path)
+    ``checkpoint/``), a replicated run (every ``replicate_<i>/checkpoint``: an ensemble) or a
+    shipped model (``builtin:<name>``)."""
+    path = resolve_checkpoint(path)
     if (path / "model.pt").is_file():
         return [path]
     if (path / "checkpoint" / "model.pt").is_file():
