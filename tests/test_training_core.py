@@ -304,6 +304,20 @@ def test_from_sweep_refuses_a_contradicting_parametrization_or_width():
         check_sweep_transfer(RunConfig.model_validate({**base, "model": {"hidden_dim": 256}}), sp)
 
 
+def test_from_sweep_carries_overrides_but_not_the_proxy_settings_of_cheap_trials(tmp_path):
+    """A narrow sweep on a data subset: the full run keeps its own width, epochs and data."""
+    import json
+
+    from graphium_ray.cli import sweep_overrides
+
+    fixed = {"parametrization": "mup", "width": 32, "base_hidden_dim": 32, "overrides": ["model.dropout=0.1"],
+             "proxy_overrides": ["model.hidden_dim=32", "train.epochs=3", "data.datasets.0.path=subset.parquet"]}
+    (tmp_path / "best_params.json").write_text(json.dumps({"params": {"train.lr": 0.004}, "fixed": fixed}))
+    carried, provenance = sweep_overrides(str(tmp_path))
+    assert carried == ["model.dropout=0.1", "model.parametrization=mup", "model.base_hidden_dim=32", "train.lr=0.004"]
+    assert provenance["fixed"]["proxy_overrides"] == fixed["proxy_overrides"]  # recorded, not applied
+
+
 def test_a_run_directory_holding_another_configs_run_is_refused(tmp_path):
     """Ray would resume the old run's checkpoint and report it under the new config."""
     from graphium_ray.config import dump_config

@@ -119,7 +119,8 @@ def write_results(results, sweep: SweepConfig, base_raw: dict, out: Path, source
     params = {k: best.config[k] for k in sweep.search_space}
     best_raw = apply_overrides(base_raw, params_as_overrides(params))
     tuned = validate(best_raw, "best sweep config").model
-    fixed = {"overrides": list(sweep.overrides), "parametrization": tuned.parametrization,
+    fixed = {"overrides": list(sweep.overrides), "proxy_overrides": list(sweep.proxy_overrides),
+             "parametrization": tuned.parametrization,
              "width": tuned.hidden_dim, "base_hidden_dim": tuned.base_hidden_dim}  # fmt: skip
     summary = {"sweep": source, "metric": sweep.metric, "mode": sweep.mode, "value": best.metrics[sweep.metric],
                "params": params, "fixed": fixed, "trials": len(frame)}  # fmt: skip

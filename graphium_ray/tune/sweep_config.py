@@ -3,7 +3,9 @@
 ```yaml
 name: quickstart_lr
 base: sweeps/quickstart.yaml          # a run config file (relative to the working directory)
-overrides: ["train.epochs=3"]         # applied to the base before sampling
+overrides: ["train.epochs=3"]         # applied to the base before sampling; carried by --from-sweep
+proxy_overrides: ["model.hidden_dim=32"]  # what makes trials cheap (width, epochs, a data subset):
+                                      # applied to trials too, NOT carried by train --from-sweep
 search_space:
   train.lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}
   model.hidden_dim: {type: choice, values: [32, 64]}
@@ -67,6 +69,9 @@ class SweepConfig(StrictModel):
     name: str = "sweep"
     base: str
     overrides: list[str] = []
+    # settings that only make the trials cheap (a narrow µP width, fewer epochs, a data subset): the
+    # trials run with them, but `train --from-sweep` leaves them out, so the full run keeps its own
+    proxy_overrides: list[str] = []
     search_space: dict[str, Dimension] = Field(min_length=1)
     search: SearchConfig = SearchConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
@@ -97,7 +102,7 @@ def load_sweep(path: str | Path) -> tuple[SweepConfig, dict[str, Any], RunConfig
         sweep = SweepConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, str(path), SweepConfig, "sweep")) from None
-    base_raw = apply_overrides(load_raw(sweep.base), sweep.overrides)
+    base_raw = apply_overrides(load_raw(sweep.base), [*sweep.overrides, *sweep.proxy_overrides])
     base = validate(base_raw, sweep.base)
     for key, dim in sweep.search_space.items():  # every sampled value must give a valid run config
         for value in dim.values or [dim.low, dim.high]:
