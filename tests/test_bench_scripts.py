@@ -103,3 +103,15 @@ def test_recipe_search_reports_validation_only(ray_cluster, tmp_path):
     (row,) = [json.loads(line) for line in (tmp_path / "recipe_search.jsonl").read_text().splitlines()]
     assert row["variant"] == "tiny" and row["epoch"] in (1, 2) and row["val_mae"] > 0
     assert not any("test" in key for key in row)
+
+
+@needs_shared_data
+def test_pretrain_transfer_scores_the_builtin_models_probe_on_a_scaffold_split(ray_cluster, tmp_path):
+    """The linear probe of builtin:graphium-ray-moses-qm9 on FreeSolv's scaffold split 0 (written into
+    --chemprop-dir as vs_chemprop.py does), in kcal/mol; the table names the variant."""
+    _run_script_main("pretrain_transfer.py", ["--output", str(tmp_path / "out"), "--chemprop-dir", str(tmp_path / "cp"),
+                                              "--datasets", "freesolv", "--seeds", "0", "--variants", "probe"])  # fmt: skip
+    result = json.loads((tmp_path / "out" / "probe" / "freesolv" / "seed0" / "result.json").read_text())
+    assert 0 < result["mae"] < 4 and result["rmse"] >= result["mae"]
+    assert (tmp_path / "cp" / "splits" / "freesolv" / "seed0.csv").exists()
+    assert "| freesolv | mae |" in (tmp_path / "out" / "results.md").read_text()
