@@ -13,7 +13,7 @@ registry packages only (no network):
   (non-finite) for more than 1 % of the molecules is dropped; the remaining undefined values are
   missing labels (NaN). ``descriptors_kept.json`` lists the kept and dropped names with the reason.
 * ``qm9_toymix_<n>.parquet``: ToyMix's 19 QM9 DFT properties (graph level) and
-  ``qm9_group_charges.parquet``: per-heavy-atom Mulliken charges (node level) from ``qm9pack``,
+  ``qm9_group_charges_<n>.parquet``: per-heavy-atom Mulliken charges (node level) from ``qm9pack``,
   each hydrogen's charge added to the heavy atom it is bonded to (the united-atom charge
   q_i + Σ_{H bonded to i} q_H). The model then needs no explicit hydrogens, so fine-tuning on any
   SMILES file uses the default featurizer.
@@ -104,8 +104,29 @@ def descriptor_chunk(rows: np.ndarray, smiles: list[str]) -> tuple[pa.Table, lis
     return pa.table(columns), skipped
 
 
-def _descriptor_parts(n_molecules: int, parts_dir: Path, max_in_flight: int) -> list[dict]:
-    """Compute every chunk with a Ray task (≤ ``max_in_flight`` at once), one Parquet part each."""
+class ColumnStats:
+    """Streaming per-column count of finite values, sum and sum of squares (float64)."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        self.finite = np.zeros(len(names))
+        self.total = np.zeros(len(names))
+        self.squares = np.zeros(len(names))
+        self.rows = 0
+
+    def add(self, table: pa.Table) -> None:
+        values = np.column_stack([table.column(n).to_numpy(zero_copy_only=False) for n in self.names]).astype(np.float64)
+        ok = np.isfinite(values)
+        clean = np.where(ok, values, 0.0)
+        self.finite += ok.sum(0)
+        self.total += clean.sum(0)
+        self.squares += (clean**2).sum(0)
+        self.rows += table.num_rows
+
+
+def _descriptor_parts(n_molecules: int, parts_dir: Path, max_in_flight: int, stats: ColumnStats) -> list[dict]:
+    """Compute every chunk with a Ray task (≤ ``max_in_flight`` at once), one Parquet part each;
+    the column statistics are taken while each chunk is in memory (no second read of the parts)."""
     import ray
 
     compute = ray.remote(num_cpus=1)(descriptor_chunk)
@@ -118,6 +139,7 @@ def _descriptor_parts(n_molecules: int, parts_dir: Path, max_in_flight: int) -> 
             ref, part = pending.pop(pos)
             table, chunk_skipped = ray.get(ref)
             pq.write_table(table, part)
+            stats.add(table)
             skipped.extend(chunk_skipped)
 
     for rows, smiles in moses_sample(n_molecules):
@@ -128,27 +150,11 @@ def _descriptor_parts(n_molecules: int, parts_dir: Path, max_in_flight: int) -> 
     return skipped
 
 
-def _column_stats(parts: list[Path], names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Streaming per-column count of finite values, sum and sum of squares (float64)."""
-    finite = np.zeros(len(names))
-    total = np.zeros(len(names))
-    squares = np.zeros(len(names))
-    for part in parts:
-        values = np.column_stack([pq.read_table(part, columns=names).column(n).to_numpy(zero_copy_only=False)
-                                  for n in names]).astype(np.float64)  # fmt: skip
-        ok = np.isfinite(values)
-        finite += ok.sum(0)
-        clean = np.where(ok, values, 0.0)
-        total += clean.sum(0)
-        squares += (clean**2).sum(0)
-    return finite, total, squares
-
-
-def select_descriptors(parts: list[Path], names: list[str], n_rows: int) -> tuple[list[str], dict[str, str]]:
+def select_descriptors(stats: ColumnStats) -> tuple[list[str], dict[str, str]]:
     """(kept names, dropped name → reason): undefined for > 1 % of molecules, or constant."""
-    finite, total, squares = _column_stats(parts, names)
+    finite, total, squares, n_rows = stats.finite, stats.total, stats.squares, stats.rows
     kept, dropped = [], {}
-    for j, name in enumerate(names):
+    for j, name in enumerate(stats.names):
         if n_rows == 0 or finite[j] < (1 - MAX_UNDEFINED_FRACTION) * n_rows:
             dropped[name] = f"undefined for {n_rows - int(finite[j])} of {n_rows} molecules"
             continue
@@ -176,11 +182,10 @@ def build_moses_descriptors(out_dir: str | Path, n_molecules: int, max_in_flight
     parts_dir = out / "_moses_parts"
     shutil.rmtree(parts_dir, ignore_errors=True)
     parts_dir.mkdir()
-    skipped = _descriptor_parts(n_molecules, parts_dir, max_in_flight)
+    stats = ColumnStats([name.split(":", 1)[1] for name in molecule_feature_names(["rdkit2d"])])
+    skipped = _descriptor_parts(n_molecules, parts_dir, max_in_flight, stats)
     parts = sorted(parts_dir.glob("part-*.parquet"))
-    names = [name.split(":", 1)[1] for name in molecule_feature_names(["rdkit2d"])]
-    n_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-    kept, dropped = select_descriptors(parts, names, n_rows)
+    kept, dropped = select_descriptors(stats)
     schema = pa.schema([("smiles", pa.string()), ("moses_row", pa.int64()), *((f"d_{n}", pa.float32()) for n in kept)])
     tmp = paths["moses"].with_suffix(".parquet.tmp")
     with pq.ParquetWriter(tmp, schema) as writer:
@@ -191,7 +196,7 @@ def build_moses_descriptors(out_dir: str | Path, n_molecules: int, max_in_flight
     skipped_schema = pa.schema([("moses_row", pa.int64()), ("smiles", pa.string()), ("reason", pa.string())])
     pacsv.write_csv(pa.Table.from_pylist(skipped, schema=skipped_schema), paths["skipped"])
     paths["kept"].write_text(json.dumps({
-        "requested_molecules": n_molecules, "molecules": n_rows, "skipped": len(skipped),
+        "requested_molecules": n_molecules, "molecules": stats.rows, "skipped": len(skipped),
         "transform": "asinh", "kept": [f"d_{n}" for n in kept], "dropped": dropped}, indent=1))  # fmt: skip
     shutil.rmtree(parts_dir)
     return paths
@@ -220,7 +225,7 @@ def group_charges(smiles_with_h: str, charges: list[float]) -> tuple[str, list[f
 
 
 def build_group_charges(out_dir: str | Path, n_molecules: int) -> Path:
-    """``qm9_group_charges.parquet`` from ``qm9_mulliken.parquet`` (see :func:`group_charges`)."""
+    """``qm9_group_charges_<n>.parquet`` from ``qm9_mulliken.parquet`` (see :func:`group_charges`)."""
     out = Path(out_dir)
     target = out / f"qm9_group_charges_{n_molecules}.parquet"
     if target.exists():
