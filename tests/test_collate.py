@@ -38,3 +38,27 @@ def test_collate_matches_pyg_batch():
     assert ours.num_graphs == ref.num_graphs == len(SMILES)
     torch.testing.assert_close(ours.y["graph"], torch.from_numpy(y))
     torch.testing.assert_close(ours.y["node"][:, 0], ref.batch.float())
+
+
+def test_in_memory_split_made_contiguous_gives_the_same_batches():
+    """The in-memory train path keeps the split as one chunk per column (fast random ``take``);
+    the permuted batches it collates must equal those of the chunked table Ray Data hands over."""
+    import pyarrow as pa
+
+    from graphium_ray.chem.features import bond_feature_dim
+    from graphium_ray.config import FeaturizerConfig
+    from graphium_ray.data.in_memory import featurize_smiles
+    from graphium_ray.train.batches import contiguous
+
+    rows = featurize_smiles(list(REFERENCE_SMILES), np.arange(len(REFERENCE_SMILES), dtype=np.float32)[:, None],
+                            FeaturizerConfig())  # fmt: skip
+    chunked = pa.Table.from_batches(rows.to_batches(max_chunksize=7))
+    assert chunked.column("x").num_chunks > 1
+    one = contiguous(chunked)
+    assert all(col.num_chunks == 1 for col in one.columns) and one.equals(chunked)
+    order = pa.array(np.random.default_rng(0).permutation(chunked.num_rows)[:16])
+    widths, bond_dim = {"graph": 1, "node": 0, "edge": 0}, bond_feature_dim(list(FeaturizerConfig().bond))
+    a, b = (collate_arrays(t.take(order), widths, bond_dim=bond_dim) for t in (chunked, one))
+    for name in ("x", "edge_index", "edge_attr", "batch"):
+        torch.testing.assert_close(getattr(a, name), getattr(b, name))
+    torch.testing.assert_close(a.y["graph"][:, 0], torch.as_tensor(order.to_numpy(), dtype=torch.float32))

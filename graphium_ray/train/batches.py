@@ -63,6 +63,16 @@ def lockstep(batches: Iterator[GraphBatch], idle: GraphBatch, device: torch.devi
             yield idle
 
 
+def contiguous(table: pa.Table) -> pa.Table:
+    """One chunk per column: ``take`` of random rows from list columns is ~14x faster than over the
+    many chunks Ray Data hands over (18k QM9 rows in 128-row batches: 1.15 s -> 0.08 s an epoch).
+    A column whose values overflow one chunk's 32-bit offsets stays chunked."""
+    try:
+        return table.combine_chunks()
+    except pa.ArrowInvalid:
+        return table
+
+
 class TrainBatches:
     """Re-iterable: each ``iter()`` is one epoch over this worker's train rows.
 
@@ -85,7 +95,7 @@ class TrainBatches:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
         if self._table is None:
-            self._table = pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow")))
+            self._table = contiguous(pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))
         order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
         for start in range(0, len(order), self.batch_rows):
             yield self._table.take(pa.array(order[start:start + self.batch_rows]))

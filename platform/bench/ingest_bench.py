@@ -12,9 +12,12 @@ one torch thread each, side by side in one run:
 * ``lightning``: what Lightning costs per step: a plain PyTorch loop vs the Lightning ``Trainer``
   over the same pre-collated batches and the same ``MultiTaskModule`` (median of 3 alternating runs).
 
-Data: QM9 molecules from qm9pack with homo/lumo/gap labels.
+Data (``--source``): QM9 molecules from qm9pack with homo/lumo/gap labels (mean 9 heavy atoms), or
+drug-like MOSES molecules (mean ~24 heavy atoms; every k-th training SMILES of the ``molsets``
+wheel) with RDKit logP, TPSA and molecular weight.
 
     python platform/bench/ingest_bench.py --molecules 20000 --epochs 4
+    python platform/bench/ingest_bench.py --source moses --molecules 20000 --epochs 4
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
@@ -43,11 +47,26 @@ from graphium_ray.tasks import tasks_at  # noqa: E402
 from graphium_ray.train.losses import multitask_loss  # noqa: E402
 from graphium_ray.train.optim import build_optimizer  # noqa: E402
 
+LABELS = {"qm9": ["homo", "lumo", "gap"], "moses": ["logp", "tpsa", "mol_wt"]}
 
-def config(data_path: Path, cache: Path, epochs: int, batch_size: int) -> dict:
+
+def write_input(source: str, molecules: int, path: Path) -> None:
+    if source == "qm9":
+        qm9_sample(molecules, ["SMILES", "HOMO_au", "LUMO_au", "HOMO_LUMO_gap_au"]).rename_columns(
+            ["smiles", *LABELS["qm9"]]).to_pandas().to_parquet(path)  # fmt: skip
+        return
+    from graphium_ray.data.builtin import descriptor_labels
+    from graphium_ray.data.pretrain_data import moses_sample
+
+    smiles = [s for _, chunk in moses_sample(molecules) for s in chunk]
+    labels = descriptor_labels(smiles)
+    pa.table({k: labels[k] for k in ["smiles", *LABELS["moses"]]}).to_pandas().to_parquet(path)
+
+
+def config(data_path: Path, cache: Path, epochs: int, batch_size: int, source: str = "qm9") -> dict:
     return {"name": "ingest_bench",
             "data": {"cache_dir": str(cache), "num_shards": 4, "split": {"fractions": [0.9, 0.05, 0.05]},
-                     "datasets": [{"name": "qm9", "path": str(data_path), "tasks": [{"columns": ["homo", "lumo", "gap"]}]}]},
+                     "datasets": [{"name": source, "path": str(data_path), "tasks": [{"columns": LABELS[source]}]}]},
             "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
             "train": {"epochs": epochs, "batch_size": batch_size, "num_workers": 1, "cpus_per_worker": 1}}  # fmt: skip
 
@@ -182,6 +201,7 @@ def data_only_rate(cfg, prepared, epochs: int) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--molecules", type=int, default=20000)
+    p.add_argument("--source", choices=["qm9", "moses"], default="qm9")
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--num-cpus", type=int, default=2)
@@ -194,9 +214,8 @@ def main() -> None:
     from graphium_ray.train.driver import run_training
 
     work = Path(tempfile.mkdtemp(prefix="ingest_bench_"))
-    qm9_sample(args.molecules, ["SMILES", "HOMO_au", "LUMO_au", "HOMO_LUMO_gap_au"]).rename_columns(
-        ["smiles", "homo", "lumo", "gap"]).to_pandas().to_parquet(work / "qm9.parquet")  # fmt: skip
-    cfg = validate(config(work / "qm9.parquet", work / "cache", args.epochs, args.batch_size), "ingest bench")
+    write_input(args.source, args.molecules, work / "input.parquet")
+    cfg = validate(config(work / "input.parquet", work / "cache", args.epochs, args.batch_size, args.source), "ingest bench")
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(num_cpus=args.num_cpus, dashboard_host="127.0.0.1", log_to_driver=False)
@@ -213,6 +232,7 @@ def main() -> None:
         ray.shutdown()
     steady = slice(1, None) if args.epochs > 1 else slice(None)
     result = {
+        "source": args.source,
         "molecules": args.molecules,
         "train_graphs": prepared.manifest.splits["train"],
         "batch_size": args.batch_size,
