@@ -71,7 +71,8 @@ class Manifest(ModelData):
     """A finished ``prepare``: :class:`ModelData` plus ``splits`` (molecules per split),
     ``featurized`` / ``molecules`` (usable / all merged molecules), ``rows_in`` (input rows per
     dataset), ``skipped`` (``total``, ``by_stage``, ``report`` path), ``duplicates`` (conflict report),
-    ``sources`` (file fingerprints) and ``prepare_seconds``."""
+    ``sources`` (file fingerprints), ``prepare_seconds`` and ``stage_seconds`` (ingest, merge,
+    featurize, reports: where the time went)."""
 
     splits: dict[str, int]
     featurized: int
@@ -81,3 +82,4 @@ class Manifest(ModelData):
     duplicates: dict = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     prepare_seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)

@@ -1,9 +1,12 @@
 """Every benchmark script runs once on tiny inputs (numbers are not checked: they live in BENCHMARKS.md)."""
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import needs_shared_data
 
@@ -64,10 +67,14 @@ def test_ingest_bench_runs(ray_cluster, capsys):
 
 
 def test_memory_bench_runs():
+    source = "moses" if importlib.util.find_spec("moses") else "qm9"  # MOSES ships in molsets (make install)
     out = subprocess.run([sys.executable, str(ROOT / "platform/bench/memory_bench.py"), "--sizes", "60", "140",
-                          "--num-cpus", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+                          "--num-cpus", "1", "--source", source], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     runs = json.loads(out.stdout)["runs"]
     assert [r["featurized"] for r in runs] == [60, 140] and runs[0]["peak_pss_mb"] > 50
+    groups = runs[1]["prepare_memory"]["groups"]  # per process group: which part of the cluster holds memory
+    assert {"driver", "raylet", "gcs_server"} <= set(groups) and groups["driver"]["peak_mb"] > 50
+    assert set(runs[1]["stage_seconds"]) == {"ingest", "merge", "featurize", "reports_and_stats"}
 
 
 def test_startup_bench_runs():
@@ -115,3 +122,14 @@ def test_pretrain_transfer_scores_the_builtin_models_probe_on_a_scaffold_split(r
     assert 0 < result["mae"] < 4 and result["rmse"] >= result["mae"]
     assert (tmp_path / "cp" / "splits" / "freesolv" / "seed0.csv").exists()
     assert "| freesolv | mae |" in (tmp_path / "out" / "results.md").read_text()
+
+
+@pytest.mark.skipif(not (ROOT / ".bench_venvs/chemprop/bin/chemprop").exists(),
+                    reason="chemprop's own environment is not built (python platform/bench/vs_chemprop.py creates it)")
+def test_throughput_vs_chemprop_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/throughput_vs_chemprop.py"), "--molecules", "200",
+                          "--epochs", "2", "--repeats", "1", "--threads", "1"], capture_output=True, text=True, check=True,
+                         cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)
+    assert set(result["median_graphs_per_s"]) == {"chemprop", "graphium_ray"}
+    assert 200_000 < result["parameters"]["chemprop"] < 400_000 and 200_000 < result["parameters"]["graphium_ray"] < 400_000

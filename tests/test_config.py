@@ -73,3 +73,20 @@ def test_unknown_keys_list_the_valid_ones_and_chemprop_words_get_a_suggestion():
     assert "did you mean 'average_precision'?" in text
     assert "train.learning_rate: unknown key; did you mean 'lr'?" in text
     assert "train.foo: unknown key (valid keys: epochs, batch_size, lr," in text
+
+
+def test_workers_that_take_every_cpu_are_refused_before_they_hang():
+    """Workers holding all CPUs leave Ray Data's cache readers (0.25 CPU each) unschedulable: the run
+    would wait for its first batch forever. Refused with the largest share that works."""
+    from graphium_ray.train.devices import worker_resources
+
+    def resources(**train):
+        return worker_resources(validate({"data": {"datasets": [{"name": "d", "path": "x.csv", "tasks": [{"columns": ["y"]}]}]},
+                                          "train": train}, "test").train, {"CPU": 2.0})  # fmt: skip
+
+    with pytest.raises(ConfigError, match=r"cpus_per_worker=2 .* use at most 1.75 per worker .* 2 torch threads"):
+        resources(num_workers=1, cpus_per_worker=2)
+    with pytest.raises(ConfigError, match="at most 0.87 per worker"):
+        resources(num_workers=2, cpus_per_worker=1)
+    assert resources(num_workers=1, cpus_per_worker=1.75) == ({"CPU": 1.75}, False, 2)
+    assert resources(num_workers=2) == ({"CPU": 0.475}, False, 1)  # default: one CPU kept for the readers

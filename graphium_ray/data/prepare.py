@@ -293,9 +293,13 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root} ({err.strerror})") from None
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
-    _ingest(sources, cfg, keyed)
-    _merge(cfg, layout, keyed, mols)
-    _featurize(cfg, layout, mols, feats)
+    stage_seconds: dict[str, float] = {}
+    for stage, run in (("ingest", lambda: _ingest(sources, cfg, keyed)), ("merge", lambda: _merge(cfg, layout, keyed, mols)),
+                       ("featurize", lambda: _featurize(cfg, layout, mols, feats))):  # fmt: skip
+        stage_started = time.time()
+        run()
+        stage_seconds[stage] = round(time.time() - stage_started, 2)
+    reports_started = time.time()
     skipped = _write_skipped(root, keyed, mols, feats)
     duplicates = _write_conflicts(root, mols)
     if cfg.on_conflict == "error" and duplicates["conflicts"]:
@@ -322,6 +326,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         label_stats=stats,
         molecule_features=molecule_feature_stats(mol_names, mol_stats),
         prepare_seconds=round(time.time() - started, 2),
+        stage_seconds={**stage_seconds, "reports_and_stats": round(time.time() - reports_started, 2)},
     )
     write_json_atomic(root / "manifest.json", manifest.to_dict())
     return _usable(PreparedData(root, manifest), sources)

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 
 from graphium_ray.config import ConfigError, TrainConfig
+from graphium_ray.data.resources import TASK_CPUS
 
 IPU_HELP = (
     "train.accelerator=ipu needs Graphcore's PopTorch (poptorch), which is not installed. Install the "
@@ -43,6 +45,13 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
             f"train.num_workers={train.num_workers} does not fit on {cpus:g} CPUs "
             f"(each worker would get {per_worker:.2f}); lower train.num_workers or set train.cpus_per_worker"
         )
+    if per_worker * train.num_workers > cpus - TASK_CPUS:  # Ray Data's readers could never start: a silent hang
+        most = (cpus - TASK_CPUS) / train.num_workers
+        raise ConfigError(
+            f"train.cpus_per_worker={per_worker:g} x train.num_workers={train.num_workers} takes all {cpus:g} CPUs "
+            f"and leaves none for the Ray Data tasks that read the cache ({TASK_CPUS} CPU each): use at most "
+            f"{math.floor(most * 100) / 100:g} per worker (a worker then still runs {max(1, int(most + TASK_CPUS))} torch threads)"
+        )
     resources: dict[str, float] = {"CPU": round(per_worker, 3)}
     if train.accelerator == "gpu":
         if cluster.get("GPU", 0) < train.num_workers:
@@ -51,7 +60,8 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
         resources["GPU"] = 1.0
     if train.accelerator == "ipu":
         resources["IPU"] = 1.0
-    return resources, train.accelerator == "gpu", max(1, int(per_worker))
+    # threads: the CPUs a worker claims, counting the readers' small share (1.75 of 2 CPUs -> 2 threads)
+    return resources, train.accelerator == "gpu", max(1, int(per_worker + TASK_CPUS))
 
 
 LIGHTNING_GRAPHCORE_HELP = (

@@ -57,8 +57,8 @@ def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
                     steps, train_rows, cfg.train.batch_size)  # fmt: skip
 
 
-def train_split_bytes(prepared: PreparedData) -> int:
-    """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
+def train_split_bytes(prepared: PreparedData, split: str = "train") -> int:
+    """Uncompressed bytes of a split's rows in the featurized cache (Parquet metadata, no data read)."""
     import pyarrow.parquet as pq
 
     total = 0
@@ -66,7 +66,7 @@ def train_split_bytes(prepared: PreparedData) -> int:
         meta = pq.read_metadata(f)  # once per file (it was re-read for every row group)
         total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     rows = prepared.manifest.splits
-    return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
+    return int(total * rows.get(split, 0) / max(sum(rows.values()), 1))
 
 
 CONTROLLER_POLL_S = 0.2
@@ -96,13 +96,15 @@ def build_trainer(
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # the same data order every run
     feats = prepared.featurized_dir
-    # train streams from the cache every epoch; val/test are read once into the object store
-    # (which spills to disk when they are large) so that evaluating them costs no new Ray Data job
-    datasets = {
-        "train": read_split(feats, "train"),
-        "val": read_split(feats, "val").materialize(),
-        "test": read_split(feats, "test", keep_key=True).materialize(),
-    }
+    # train: read by the workers (kept in their memory when it fits, else streamed every epoch).
+    # val: collated once and kept by each worker when it fits train.in_memory_mb; a larger one is
+    # read once into the object store (spilling to disk) so that each validation pass costs no new
+    # Ray Data job. test: read once, at the end. Nothing is materialized before the workers start
+    # when it is not needed (each materialization is a Ray Data job: seconds of start-up).
+    val = read_split(feats, "val")
+    if train_split_bytes(prepared, "val") > cfg.train.in_memory_mb * 2**20:
+        val = val.materialize()
+    datasets = {"train": read_split(feats, "train"), "val": val, "test": read_split(feats, "test", keep_key=True)}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={

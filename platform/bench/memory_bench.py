@@ -63,7 +63,8 @@ if float(sys.argv[3]) > 0:  # cap Ray Data's object store buffering (MB) for thi
 start = time.time()
 prepared = prepare(cfg.data)
 print(json.dumps({"featurized": prepared.manifest.featurized, "skipped": prepared.manifest.skipped["total"],
-                  "train_graphs": prepared.manifest.splits["train"], "prepare_seconds": round(time.time() - start, 1)}))
+                  "train_graphs": prepared.manifest.splits["train"], "prepare_seconds": round(time.time() - start, 1),
+                  "stage_seconds": prepared.manifest.stage_seconds}))
 ray.shutdown()
 """
 
@@ -245,11 +246,11 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float
     inputs = work / f"in_{source}_{size}"
     if not inputs.is_dir():
         (write_moses_input if source == "moses" else write_qm9_input)(size, inputs)
-    cache = work / f"cache_{source}_{size}_{num_shards}"
+    cache = work / f"cache_{source}_{size}_{num_shards}_{num_cpus}cpu"
     cfg = {"data": {"cache_dir": str(cache), "num_shards": num_shards,
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
-           "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus, "in_memory_mb": 0}}  # fmt: skip
+           "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
     started = time.time()
     result, sampler = run_child(CHILD_PREPARE, [json.dumps(cfg), str(num_cpus), str(cap_mb)], f"prepare of {size} molecules")
     summary = sampler.summary()
