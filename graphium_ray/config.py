@@ -257,6 +257,10 @@ class TrainConfig(StrictModel):
     # a train split up to this size (uncompressed, per worker) is read once into each worker's
     # memory and reshuffled there every epoch; a larger one streams from the cache every epoch
     in_memory_mb: float = Field(default=2048.0, ge=0.0)
+    # a streamed train split: at most this much read-ahead in Ray's object store (Ray Data's own
+    # bound is a fraction of the whole store, GBs on a big machine, that the reader fills while
+    # the model trains); 0 = Ray Data's default
+    stream_buffer_mb: float = Field(default=512.0, ge=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     num_workers: int = Field(default=2, ge=1)
     cpus_per_worker: float | None = Field(default=None, gt=0.0)

@@ -17,11 +17,13 @@ molecules whose labels differ; canonical SMILES only merges identical molecular 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -214,32 +216,59 @@ def merge_bucket(
     missing in one row and present in another is kept; present labels that disagree are a conflict,
     settled by ``on_conflict`` (``drop_label``: set missing; ``first``: the first row's; ``mean``:
     their mean for regression labels, missing for class labels; ``error``: kept as in ``drop_label`` here, the prepare step then stops). Every
-    conflict is written next to the shard (``conflicts-*.parquet``) with all rows and values."""
+    conflict is written next to the shard (``conflicts-*.parquet``) with all rows and values.
+
+    Memory: the bucket is held as Arrow (compact); Python objects exist for one slice of at most
+    ``MERGE_SLICE_ROWS`` rows at a time (all rows of a molecule fall in the same slice, by a hash
+    of its key), and merged rows are appended to the shard as each slice finishes (measured on
+    drug-like rows, 97k / 194k rows in one bucket: 467 / 859 MB above the process's baseline when
+    the whole bucket became Python objects at once, see BENCHMARKS.md section 3)."""
     table = pads.dataset(str(bucket_dir), format="parquet").to_table() if bucket_dir.exists() else None
-    molecules: dict[str, dict] = {}
     skipped: list[dict] = []
     conflicts: list[dict] = []
-    if table is not None:
-        order = np.lexsort(
-            (table.column("src_row").to_numpy(), table.column("src_file").to_numpy(zero_copy_only=False))
-        )
-        for row in table.take(pa.array(order)).to_pylist():
-            _merge_row(molecules, skipped, row, layout)
-    out_rows = []
-    for m in molecules.values():
-        try:
-            _resolve_duplicates(m, layout, on_conflict, conflicts)
-            out_rows.append(_finish(m, layout, seed, fractions))
-        except ValueError as err:
-            for source in m["rows"]:
-                ds, src_file, src_row = source.split("|")
-                skipped.append({"dataset": ds, "src_file": src_file, "src_row": int(src_row),
-                                "smiles": m["smiles"][0], "stage": "merge", "reason": str(err)})  # fmt: skip
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    written = 0
+    with pq.ParquetWriter(tmp, MOLECULE_SCHEMA) as writer:
+        for rows in _merge_slices(table):
+            molecules: dict[str, dict] = {}
+            for row in rows.to_pylist():
+                _merge_row(molecules, skipped, row, layout)
+            out_rows = []
+            for m in molecules.values():
+                try:
+                    _resolve_duplicates(m, layout, on_conflict, conflicts)
+                    out_rows.append(_finish(m, layout, seed, fractions))
+                except ValueError as err:
+                    for source in m["rows"]:
+                        ds, src_file, src_row = source.split("|")
+                        skipped.append({"dataset": ds, "src_file": src_file, "src_row": int(src_row),
+                                        "smiles": m["smiles"][0], "stage": "merge", "reason": str(err)})  # fmt: skip
+            writer.write_table(pa.Table.from_pylist(out_rows, schema=MOLECULE_SCHEMA))
+            written += len(out_rows)
     _write_atomic(pa.Table.from_pylist(conflicts, schema=CONFLICT_SCHEMA),
                   skipped_path.with_name(skipped_path.name.replace("skipped-", "conflicts-")))  # fmt: skip
     _write_atomic(pa.Table.from_pylist(skipped, schema=SKIPPED_SCHEMA), skipped_path)
-    _write_atomic(pa.Table.from_pylist(out_rows, schema=MOLECULE_SCHEMA), out_path)  # last: marks the shard done
-    return len(out_rows)
+    tmp.replace(out_path)  # last: marks the shard done
+    return written
+
+
+MERGE_SLICE_ROWS = 20_000
+
+
+def _merge_slices(table: pa.Table | None):
+    """The bucket's rows cut into slices of about ``MERGE_SLICE_ROWS`` by a hash of the molecule key
+    (a molecule's rows never straddle slices; one slice when small), each sorted by (source file,
+    row) with Arrow's sort (no Python objects for the whole bucket)."""
+    if table is None or table.num_rows == 0:
+        return
+    slices = -(-table.num_rows // MERGE_SLICE_ROWS)
+    slice_of = None
+    if slices > 1:  # chunk by chunk: Python strings for one chunk of keys at a time
+        slice_of = np.concatenate([np.fromiter((zlib.crc32(k.encode()) % slices for k in chunk.to_pylist()), np.int64)
+                                   for chunk in table.column("mol_key").chunks])  # fmt: skip
+    for s in range(slices):
+        part = table if slice_of is None else table.filter(pa.array(slice_of == s))
+        yield part.take(pc.sort_indices(part, sort_keys=[("src_file", "ascending"), ("src_row", "ascending")]))
 
 
 def _skip(row: dict, reason: str) -> dict:

@@ -72,6 +72,17 @@ def train_split_bytes(prepared: PreparedData, split: str = "train") -> int:
 CONTROLLER_POLL_S = 0.2
 
 
+def train_ingest_options(cfg: RunConfig):
+    """Ray Data options of the train split's reader: Ray Train's defaults (which carry this driver's
+    ``preserve_order``) with the object store read-ahead capped at ``train.stream_buffer_mb``."""
+    from ray.data import ExecutionResources
+
+    options = ray.train.DataConfig.default_ingest_options()
+    if cfg.train.stream_buffer_mb > 0:
+        options.resource_limits = ExecutionResources.for_limits(object_store_memory=cfg.train.stream_buffer_mb * 2**20)
+    return options
+
+
 def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
     """Ray Train restores a run from ``storage_path/name``: "train" under the run directory's own
     ``ray/``; in a shared ``train.storage_path``, a name per run directory, so that two runs never
@@ -120,7 +131,8 @@ def build_trainer(
             num_workers=cfg.train.num_workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if cfg.train.shard_train == "ray" else []),
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if cfg.train.shard_train == "ray" else [],
+                                            execution_options={"train": train_ingest_options(cfg)}),
         run_config=ray.train.RunConfig(
             name=ray_run_name(cfg, output_dir),
             storage_path=cfg.train.storage_path or str((output_dir / "ray").resolve()),
