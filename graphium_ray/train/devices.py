@@ -50,7 +50,7 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
         raise ConfigError(
             f"train.cpus_per_worker={per_worker:g} x train.num_workers={train.num_workers} takes all {cpus:g} CPUs "
             f"and leaves none for the Ray Data tasks that read the cache ({TASK_CPUS} CPU each): use at most "
-            f"{math.floor(most * 100) / 100:g} per worker (a worker then still runs {max(1, int(most + TASK_CPUS))} torch threads)"
+            f"{math.floor(most * 100) / 100:g} per worker"
         )
     resources: dict[str, float] = {"CPU": round(per_worker, 3)}
     if train.accelerator == "gpu":
@@ -60,8 +60,9 @@ def worker_resources(train: TrainConfig, cluster: dict[str, float]) -> tuple[dic
         resources["GPU"] = 1.0
     if train.accelerator == "ipu":
         resources["IPU"] = 1.0
-    # threads: the CPUs a worker claims, counting the readers' small share (1.75 of 2 CPUs -> 2 threads)
-    return resources, train.accelerator == "gpu", max(1, int(per_worker + TASK_CPUS))
+    # whole CPUs only: a streamed split's reader runs beside the model, and torch threads that
+    # outnumber the free cores spin against it
+    return resources, train.accelerator == "gpu", max(1, int(per_worker))
 
 
 LIGHTNING_GRAPHCORE_HELP = (
