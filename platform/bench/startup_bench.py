@@ -83,8 +83,10 @@ def stop_head(temp_dir: str) -> None:
 
 def launch_to_first_step(work: Path, run: str, cpus: list[str], env: dict | None = None) -> float:
     launched = time.time()
-    subprocess.run([*CLI, "train", str(work / "cfg.yaml"), "--output", str(work / run), *cpus], check=True,
-                   capture_output=True, env=env)  # fmt: skip
+    out = subprocess.run([*CLI, "train", str(work / "cfg.yaml"), "--output", str(work / run), *cpus],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(f"graphium-ray train failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
     return json.loads((work / run / "metrics.json").read_text())["summary"]["first_step_unix"] - launched
 
 
