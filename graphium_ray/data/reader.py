@@ -33,6 +33,11 @@ def _read_files(batch: dict, columns: list[str] | None, rows_per_batch: int, wit
             yield table.append_column("path", pa.array([str(path)] * table.num_rows, pa.string())) if with_path else table
 
 
+def readers(paths: list) -> int:
+    """Concurrent reading tasks: one per cluster CPU, no more than there are files."""
+    return max(1, min(cluster_cpus(), len(paths)))
+
+
 def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = 4096,
                        with_path: bool = False) -> ray.data.Dataset:  # fmt: skip
     """Stream Parquet files in record batches with one small task per file (``TASK_CPUS``).
@@ -44,7 +49,7 @@ def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_
     (measured: 2.2 GB of reader processes while the 194k-molecule MOSES val split materialized).
     """
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
-    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS, concurrency=cluster_cpus(),
+    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS, concurrency=readers(paths),
                           fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch, "with_path": with_path})  # fmt: skip
 
 
@@ -60,6 +65,7 @@ def read_split(featurized_dir: str | Path, split: str, keep_key: bool = False) -
     datasource starts a pool of footer-reading actors (a new worker process each) at every
     execution, i.e. at every epoch of a streamed train split: measured 8-25 s per epoch instead of
     0.4 s on a 2-CPU cluster once a restarted worker group streamed the split again."""
-    ds = read_parquet_files(featurized_files(featurized_dir), rows_per_batch=1024)
+    files = featurized_files(featurized_dir)
+    ds = read_parquet_files(files, rows_per_batch=1024)
     return ds.map_batches(keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow",
-                          num_cpus=TASK_CPUS, concurrency=cluster_cpus())  # same limit as the reader: fused with it
+                          num_cpus=TASK_CPUS, concurrency=readers(files))  # the reader's limit: fused with it

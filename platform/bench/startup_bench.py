@@ -56,7 +56,9 @@ def start_head(num_cpus: int) -> tuple[dict, str]:
     """A head node in its own temp dir and ports; returns (env that points commands at it, temp dir)."""
     temp_dir = tempfile.mkdtemp(prefix="grs_", dir="/tmp")
     gcs, dash = free_port(), free_port()
-    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{gcs}", "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dash}"}
+    # token authentication (Ray >= 2.59): the head writes ~/.ray/auth_token, clients in token mode read it
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_ADDRESS": f"127.0.0.1:{gcs}",
+           "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{dash}"}  # fmt: skip
     ports = ["--ray-client-server-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
              "--metrics-export-port", "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port"]  # fmt: skip
     cmd = [RAY, "start", "--head", f"--num-cpus={num_cpus}", f"--port={gcs}", "--dashboard-host=127.0.0.1",
