@@ -103,6 +103,27 @@ def local_cluster_options(num_cpus: int | None) -> dict:
             "runtime_env": {"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}}  # fmt: skip
 
 
+def stop_cluster(temp_dir: str) -> None:
+    """Kill the processes of the Ray cluster started with ``ray start --temp-dir=temp_dir`` and only
+    those (``ray stop`` stops every cluster of the machine, e.g. a test session's own)."""
+    import psutil
+
+    victims = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if temp_dir in " ".join(proc.info["cmdline"] or []):
+                victims.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    for proc in victims:
+        for p in [*proc.children(recursive=True), proc]:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+    psutil.wait_procs(victims, timeout=10)
+
+
 def init_ray(num_cpus: int | None) -> None:
     import ray
 

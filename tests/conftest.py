@@ -36,7 +36,7 @@ def ray_cluster():
     temp_dir = tempfile.mkdtemp(prefix="gr_ray_")
     options = local_cluster_options(2)  # pinned to its own dashboard: another Ray cluster may run here
     os.environ["RAY_API_SERVER_ADDRESS"] = options["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
-    ray.init(**options, _temp_dir=temp_dir, log_to_driver=False)
+    ray.init(address="local", **options, _temp_dir=temp_dir, log_to_driver=False)  # never another cluster
     yield ray
     ray.shutdown()
     shutil.rmtree(temp_dir, ignore_errors=True)

@@ -12,8 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+
+from graphium_ray.cli import stop_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -23,25 +24,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_cluster(temp_dir: str) -> None:
-    """Kill only the processes of the cluster that lives in ``temp_dir`` (``ray stop`` would also
-    stop the test session's in-process cluster)."""
-    victims = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if temp_dir in " ".join(proc.info["cmdline"] or []):
-                victims.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    for proc in victims:
-        for p in [*proc.children(recursive=True), proc]:
-            try:
-                p.kill()
-            except psutil.NoSuchProcess:
-                pass
-    psutil.wait_procs(victims, timeout=10)
 
 
 def wait_for_job_agent(address: str, env: dict, timeout: float = 120.0) -> None:

@@ -24,8 +24,8 @@ import pyarrow as pa
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from featurize_bench import best_rate as rate  # noqa: E402
 from featurize_bench import drug_like  # noqa: E402
+from featurize_bench import median_rate as rate  # noqa: E402
 
 from graphium_ray.config import FeaturizerConfig  # noqa: E402
 from graphium_ray.data.builtin import qm9_sample  # noqa: E402

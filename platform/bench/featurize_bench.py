@@ -52,6 +52,11 @@ def rate(fn, n: int) -> float:
     return n / (time.perf_counter() - t)
 
 
+def median_rate(fn, n: int, repeats: int) -> float:
+    """Items/s of ``fn`` (which handles ``n`` items): the median over ``repeats`` runs."""
+    return float(np.median([rate(fn, n) for _ in range(repeats)]))
+
+
 def spread(values: list[float], digits: int) -> dict:
     return {"median": round(float(np.median(values)), digits), "min": round(min(values), digits),
             "max": round(max(values), digits)}  # fmt: skip

@@ -221,7 +221,9 @@ def main() -> None:
     cfg = validate(config(work / "input.parquet", work / "cache", args.epochs, args.batch_size, args.source), "ingest bench")
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(num_cpus=args.num_cpus, dashboard_host="127.0.0.1", log_to_driver=False)
+        from graphium_ray.cli import init_ray
+
+        init_ray(args.num_cpus)  # its own local cluster, whatever else runs on the machine
     prepared = prepare(cfg.data)
     torch.set_num_threads(1)
     overhead = lightning_overhead(cfg, prepared, args.epochs, args.repeats)

@@ -55,7 +55,8 @@ import ray
 from graphium_ray.config import validate
 from graphium_ray.data.prepare import prepare
 cfg = validate(json.loads(sys.argv[1]), "memory bench")
-ray.init(num_cpus=int(sys.argv[2]), dashboard_host="127.0.0.1", log_to_driver=False)
+from graphium_ray.cli import init_ray
+init_ray(int(sys.argv[2]))  # its own local cluster, whatever else runs on the machine
 if float(sys.argv[3]) > 0:  # cap Ray Data's object store buffering (MB) for this experiment
     from ray.data._internal.execution.interfaces.execution_options import ExecutionResources
     opts = ray.data.DataContext.get_current().execution_options
@@ -77,7 +78,8 @@ from graphium_ray.config import validate
 from graphium_ray.data.prepare import prepare
 from graphium_ray.train.driver import run_training
 cfg = validate(json.loads(sys.argv[1]), "memory bench")
-ray.init(num_cpus=int(sys.argv[2]), dashboard_host="127.0.0.1", log_to_driver=False)
+from graphium_ray.cli import init_ray
+init_ray(int(sys.argv[2]))  # its own local cluster, whatever else runs on the machine
 prepared = prepare(cfg.data)  # the cache is there: only checked
 start = time.time()
 history = run_training(cfg, prepared, sys.argv[3])["history"]
@@ -238,7 +240,8 @@ def run_child(code: str, args: list[str], what: str) -> tuple[dict, TreeSampler]
         out, err = child.communicate()
     if child.returncode:
         raise RuntimeError(f"{what} failed (exit {child.returncode}):\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1]), sampler
+    result = next(line for line in reversed(out.splitlines()) if line.startswith('{"'))  # Ray's log lines may follow
+    return json.loads(result), sampler
 
 
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from graphium_ray.cli import stop_cluster
 from graphium_ray.data.builtin import REFERENCE_SMILES, descriptor_labels
 
 CLI = [sys.executable, "-m", "graphium_ray.cli"]
@@ -69,20 +70,6 @@ def start_head(num_cpus: int) -> tuple[dict, str]:
     return env, temp_dir
 
 
-def stop_head(temp_dir: str) -> None:
-    """Kill the processes of the head in ``temp_dir`` only (``ray stop`` would stop every cluster)."""
-    import psutil
-
-    victims = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or [])]
-    for proc in victims:
-        for q in [*proc.children(recursive=True), proc]:
-            try:
-                q.kill()
-            except psutil.NoSuchProcess:
-                pass
-    psutil.wait_procs(victims, timeout=10)
-
-
 def launch_to_first_step(work: Path, run: str, cpus: list[str], env: dict | None = None) -> float:
     launched = time.time()
     out = subprocess.run([*CLI, "train", str(work / "cfg.yaml"), "--output", str(work / run), *cpus],
@@ -115,11 +102,11 @@ def main() -> None:
             joined = [launch_to_first_step(work, f"joined{i}", [], env) for i in range(args.repeats)]
             connect = timed_env("import ray; ray.init(); ray.shutdown()", env)
         finally:
-            stop_head(temp_dir)
+            stop_cluster(temp_dir)
     result = {
         "launch_to_first_step_s": [round(s, 1) for s in first_step],
         "import_cli_s": round(timed("import graphium_ray.cli"), 2),
-        "import_ray_and_init_s": round(timed(f"import ray; ray.init(num_cpus={args.num_cpus}, "
+        "import_ray_and_init_s": round(timed(f"import ray; ray.init(address='local', num_cpus={args.num_cpus}, "
                                               "dashboard_host='127.0.0.1'); ray.shutdown()"), 1),  # fmt: skip
     }
     if joined:

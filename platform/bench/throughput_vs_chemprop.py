@@ -125,7 +125,9 @@ def main() -> None:
     cfg = validate(graphium_config(path, work, args.epochs, args.batch_size, args.threads, args.hidden_dim), "throughput bench")
     # one logical CPU more than the threads, so that the worker can claim ``threads`` whole CPUs (torch
     # threads) and the cache reader still has its share; after the first epoch the split is in memory
-    ray.init(num_cpus=args.threads + 1, dashboard_host="127.0.0.1", log_to_driver=False)
+    from graphium_ray.cli import init_ray
+
+    init_ray(args.threads + 1)  # its own local cluster, whatever else runs on the machine
     prepared = prepare(cfg.data)
     train = pq.read_table(prepared.featurized_dir, columns=["mol_key", "split"], filters=[("split", "=", "train")])
     source = pq.read_table(path).to_pandas()  # chemprop trains on exactly our train molecules
