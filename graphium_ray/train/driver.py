@@ -57,8 +57,8 @@ def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
                     steps, train_rows, cfg.train.batch_size)  # fmt: skip
 
 
-def train_split_bytes(prepared: PreparedData, split: str = "train") -> int:
-    """Uncompressed bytes of a split's rows in the featurized cache (Parquet metadata, no data read)."""
+def train_split_bytes(prepared: PreparedData) -> int:
+    """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
     import pyarrow.parquet as pq
 
     total = 0
@@ -66,7 +66,7 @@ def train_split_bytes(prepared: PreparedData, split: str = "train") -> int:
         meta = pq.read_metadata(f)  # once per file (it was re-read for every row group)
         total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     rows = prepared.manifest.splits
-    return int(total * rows.get(split, 0) / max(sum(rows.values()), 1))
+    return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 
 
 CONTROLLER_POLL_S = 0.2
@@ -112,8 +112,10 @@ def build_trainer(
     # read once into the object store (spilling to disk) so that each validation pass costs no new
     # Ray Data job. test: read once, at the end. Nothing is materialized before the workers start
     # when it is not needed (each materialization is a Ray Data job: seconds of start-up).
+    train_bytes = train_split_bytes(prepared)  # the cache's Parquet metadata, read once
+    splits = prepared.manifest.splits
     val = read_split(feats, "val")
-    if train_split_bytes(prepared, "val") > cfg.train.in_memory_mb * 2**20:
+    if train_bytes * splits.get("val", 0) / max(1, splits.get("train", 0)) > cfg.train.in_memory_mb * 2**20:  # as loop.py
         val = val.materialize()
     datasets = {"train": read_split(feats, "train"), "val": val, "test": read_split(feats, "test", keep_key=True)}
     return TorchTrainer(
@@ -121,7 +123,7 @@ def build_trainer(
         train_loop_config={
             "run": cfg.model_dump(mode="json"),
             "data": prepared.manifest.to_dict(),
-            "train_bytes": train_split_bytes(prepared),
+            "train_bytes": train_bytes,
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
             "progress_bar": progress_wanted(),
