@@ -2,9 +2,8 @@
 
 Built directly from the flattened columns: an Arrow list column's values buffer *is* the
 concatenation of its rows, so each tensor is one buffer view (plus one offset computation for
-``edge_index``); no per-graph Python objects. ``GraphCollate`` is the ``collate_fn`` for Ray's
-``iter_torch_batches`` and takes Arrow batches (6× faster than NumPy object arrays, see
-BENCHMARKS.md).
+``edge_index``); no per-graph Python objects. No Ray in here: :class:`~graphium_ray.data.collate_fn.GraphCollate`
+wraps it as the ``collate_fn`` of Ray's ``iter_torch_batches``.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-from ray.data.collate_fn import ArrowBatchCollateFn
 
 from graphium_ray.batch import GraphBatch
 
@@ -91,21 +89,3 @@ def deal_rows(batch: pa.Table, worker: tuple[int, int] | None) -> pa.Table | Non
     rank, world = worker
     batch = batch.filter(pa.array(np.asarray(batch.column("part")) % world == rank))
     return batch if batch.num_rows else None
-
-
-class GraphCollate(ArrowBatchCollateFn):
-    """``collate_fn`` for ``iter_torch_batches``: Arrow batch → GraphBatch.
-
-    With ``worker=(rank, world)`` only that worker's rows are kept (:func:`deal_rows`); a batch
-    left with no row collates to None.
-    """
-
-    def __init__(self, widths: dict[str, int], bond_dim: int, worker: tuple[int, int] | None = None):
-        super().__init__()
-        self.widths = dict(widths)
-        self.bond_dim = bond_dim
-        self.worker = worker
-
-    def __call__(self, batch: pa.Table) -> GraphBatch | None:
-        batch = deal_rows(batch, self.worker)
-        return None if batch is None else collate_arrays(batch, self.widths, self.bond_dim)

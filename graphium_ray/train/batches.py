@@ -30,7 +30,8 @@ import torch
 import torch.distributed as dist
 
 from graphium_ray.batch import GraphBatch
-from graphium_ray.data.collate import GraphCollate, deal_rows
+from graphium_ray.data.collate import deal_rows
+from graphium_ray.data.collate_fn import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.manifest import ModelData
 

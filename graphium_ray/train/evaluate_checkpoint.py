@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphium_ray.checkpoints import load_checkpoint
 from graphium_ray.data.cache import PreparedData
-from graphium_ray.data.collate import GraphCollate
+from graphium_ray.data.collate_fn import GraphCollate
 from graphium_ray.data.reader import read_split
 from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.train.evaluate import collect_predictions, compute_metrics

@@ -28,7 +28,7 @@ import torch
 
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
-from graphium_ray.data.collate import GraphCollate
+from graphium_ray.data.collate_fn import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network

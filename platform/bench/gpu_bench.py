@@ -11,7 +11,8 @@ Per batch size, one training step = forward + masked multitask loss + backward +
   (when NVML is available).
 
 Without CUDA it runs on CPU in float32 (to keep the script tested in CI), e.g.
-``--batch-sizes 16 32 --molecules 128 --steps 2``. On a GPU machine:
+``--batch-sizes 16 32 --molecules 128 --steps 2``. On a GPU machine (``--smiles-file``: the same
+molecules written beforehand where the registry packages are installed):
 
     python platform/bench/gpu_bench.py --molecules 16384 --steps 30
 """
@@ -27,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 import yaml
 
@@ -106,11 +108,15 @@ def main() -> None:
     p.add_argument("--molecules", type=int, default=16384)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--smiles-file", type=Path, help="Parquet with a SMILES column (else half QM9, half MOSES)")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.type == "cuda"
-    smiles = qm9_sample(args.molecules // 2, ["SMILES"]).column("SMILES").to_pylist()
-    smiles += drug_like(args.molecules - len(smiles))[0]
+    if args.smiles_file:  # e.g. on a GPU machine without the registry packages' data
+        smiles = pq.read_table(args.smiles_file, columns=["SMILES"]).column(0).to_pylist()[: args.molecules]
+    else:
+        smiles = qm9_sample(args.molecules // 2, ["SMILES"]).column("SMILES").to_pylist()
+        smiles += drug_like(args.molecules - len(smiles))[0]
     y = np.random.default_rng(0).normal(size=(len(smiles), len(TASKS))).astype(np.float32)
     y[:, 19:31] = (y[:, 19:31] > 0).astype(np.float32)
     featurizer = FeaturizerConfig(positional_encodings=PE)

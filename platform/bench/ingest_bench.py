@@ -185,7 +185,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
 def data_only_rate(cfg, prepared, epochs: int) -> list[dict]:
     """The streaming data path alone in this process (no model): graphs/s per epoch and the
     seconds until each epoch's first batch, with training's shuffle settings."""
-    from graphium_ray.data.collate import GraphCollate
+    from graphium_ray.data.collate_fn import GraphCollate
     from graphium_ray.data.reader import read_split
 
     collate = GraphCollate(prepared.manifest.label_widths, prepared.manifest.bond_dim)

@@ -43,7 +43,7 @@ def train_one(cfg, prepared, threads: int) -> dict:
     import pyarrow.parquet as pq
     import torch
 
-    from graphium_ray.data.collate import GraphCollate
+    from graphium_ray.data.collate_fn import GraphCollate
     from graphium_ray.nn.build import build_network
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
