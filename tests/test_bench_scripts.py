@@ -39,6 +39,13 @@ def _run_script_main(script: str, args: list[str]) -> None:
         sys.argv = argv
 
 
+def last_json(stdout: str) -> dict:
+    """The script's JSON report: the last top-level ``{`` … ``}`` block, after any log lines that
+    Ray forwarded from its workers to the same stdout."""
+    start = stdout.rindex("\n{\n") + 1 if "\n{\n" in stdout else stdout.index("{")
+    return json.loads(stdout[start:])
+
+
 def _run_in_process(script: str, args: list[str], capsys) -> dict:
     """Run a benchmark script's main() in this process (on the session's Ray cluster) → its JSON."""
     _run_script_main(script, args)
@@ -68,7 +75,7 @@ def test_gpu_precision_check_runs_on_cpu_without_ray():
     out = subprocess.run([sys.executable, "-c", WITHOUT_RAY, str(ROOT / "platform/bench/gpu_precision_check.py"),
                           "--molecules", "96", "--epochs", "2", "--batch-size", "32"],
                          capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout[out.stdout.index("{"):])
+    result = last_json(out.stdout)
     assert [r["precision"] for r in result["results"]] == ["32", "bf16-mixed"]
     assert all(r["all_losses_finite"] and r["val_mae"]["mol_wt"] > 0 for r in result["results"])
 
@@ -95,6 +102,9 @@ def test_startup_bench_runs():
                           "--num-cpus", "2"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     result = json.loads(out.stdout)
     assert 0 < result["launch_to_first_step_s"][0] < 300
+    phases = list(result["phases_median_s"].values())  # the breakdown adds up to launch → first step
+    assert len(phases) == 8 and sum(phases) == pytest.approx(result["launch_to_first_step_s"][0], abs=0.2)
+    assert all(v >= 0 for v in phases[2:]), phases  # the worker's own marks come in order
 
 
 @needs_shared_data
@@ -143,6 +153,6 @@ def test_throughput_vs_chemprop_runs():
     out = subprocess.run([sys.executable, str(ROOT / "platform/bench/throughput_vs_chemprop.py"), "--molecules", "200",
                           "--epochs", "2", "--repeats", "1", "--threads", "1"], capture_output=True, text=True, check=True,
                          cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout)
+    result = last_json(out.stdout)
     assert set(result["median_graphs_per_s"]) == {"chemprop", "graphium_ray"}
     assert 200_000 < result["parameters"]["chemprop"] < 400_000 and 200_000 < result["parameters"]["graphium_ray"] < 400_000

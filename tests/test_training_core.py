@@ -227,7 +227,7 @@ def test_progress_bar_counts_every_step_and_shows_the_running_loss(monkeypatch):
 
 
 def test_progress_bar_only_in_a_terminal_unless_asked(monkeypatch):
-    from graphium_ray.train.progress import ENV, progress_wanted
+    from graphium_ray.train.progress_setting import ENV, progress_wanted
 
     monkeypatch.delenv(ENV, raising=False)
     monkeypatch.setattr(sys, "stdout", io.StringIO())  # a log file, CI, ray job submit

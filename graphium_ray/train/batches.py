@@ -79,15 +79,17 @@ class TrainBatches:
 
     ``shard``: the worker's ``get_dataset_shard("train")``; ``epoch_fn()``: the 0-based global epoch
     (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
-    ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it."""
+    ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it;
+    ``prefetched``: a future of that whole split, already being read (``train/entry.py``)."""
 
     def __init__(self, shard, global_batch: int, seed: int, epoch_fn: Callable[[], int], worker: tuple[int, int],
                  mode: str, collate: GraphCollate, idle: GraphBatch, device: torch.device, batcher=None,
-                 in_memory: bool = False):  # fmt: skip
+                 in_memory: bool = False, prefetched=None):  # fmt: skip
         self.shard, self.seed, self.epoch_fn, self.worker, self.mode = shard, seed, epoch_fn, worker, mode
         self.batch_rows = global_batch if mode == "hash" else per_worker_batch(global_batch, worker[1])
         self.collate, self.idle, self.device, self.batcher = collate, idle, device, batcher
         self.in_memory = in_memory
+        self._prefetched = prefetched  # a future of the whole shard as one table (train/entry.py), or None
         self._table: pa.Table | None = None
 
     def _tables(self) -> Iterator[pa.Table]:
@@ -96,7 +98,9 @@ class TrainBatches:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
         if self._table is None:
-            self._table = contiguous(pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))
+            whole = (self._prefetched.result() if self._prefetched is not None
+                     else pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))  # fmt: skip
+            self._table, self._prefetched = contiguous(whole), None
         order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
         for start in range(0, len(order), self.batch_rows):
             yield self._table.take(pa.array(order[start:start + self.batch_rows]))

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphium_ray.train.epoch_report import epoch_metrics
-from graphium_ray.train.selection import metric_value
+from graphium_ray.train.selection import epoch_metrics, metric_value
 
 
 def epochs_frame(history: list[dict], selected_epoch: int | None) -> pd.DataFrame:

@@ -31,8 +31,8 @@ from graphium_ray.data.reader import read_split
 from graphium_ray.data.resources import TASK_CPUS
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
-from graphium_ray.train.loop import train_loop_per_worker
-from graphium_ray.train.progress import progress_wanted
+from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
+from graphium_ray.train.progress_setting import progress_wanted
 from graphium_ray.train.replicates import summarize_replicates
 from graphium_ray.train.run_loggers import check_installed
 from graphium_ray.train.selection import check_selectable
@@ -181,6 +181,8 @@ def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extr
             "wall_seconds": round(time.time() - started, 2),
             "train_wall_seconds": round(state.get("train_wall_seconds", 0.0), 2),
             "first_step_unix": state.get("first_step_unix"),
+            "startup_unix": {"driver_process_start": process_start_unix(), "driver_fit_called": started,
+                             **state.get("startup_unix", {})},
             "graphs_per_s": round(sum(h["graphs_per_s"] for h in state["history"]) / len(state["history"]), 1),
             "peak_rss_mb_per_worker": state.get("peak_rss_mb_per_worker"),
             "resumed_from_epoch": state.get("resumed_from_epoch"),

@@ -21,20 +21,9 @@ from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.manifest import ModelData
 from graphium_ray.train.checkpoint import report_with_checkpoint
-from graphium_ray.train.evaluate import flatten_metrics
 from graphium_ray.train.module import MultiTaskModule, current_lr, gather_objects
 from graphium_ray.train.run_loggers import RunLoggers
-from graphium_ray.train.selection import improved, mean_metrics, metric_value
-
-
-def epoch_metrics(record: dict) -> dict[str, float]:
-    """Flat metrics reported to Ray / Tune / loggers for one epoch record."""
-    out = {"epoch": record["epoch"], "train_loss": record["train_loss"], "lr": record["lr"],
-           "graphs_per_s": record["graphs_per_s"], **flatten_metrics("val", record["val"])}  # fmt: skip
-    if record.get("val_loss") is not None:
-        out["val/loss"] = record["val_loss"]
-    out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
-    return out
+from graphium_ray.train.selection import epoch_metrics, improved, metric_value
 
 
 class EpochReport(pl.Callback):
@@ -47,6 +36,9 @@ class EpochReport(pl.Callback):
 
     def on_train_epoch_start(self, trainer, module) -> None:
         self._started = time.time()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
+        self.state.setdefault("startup_unix", {}).setdefault("first_batch", time.time())
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
         self.state.setdefault("first_step_unix", time.time())  # startup benchmark: launch → first step

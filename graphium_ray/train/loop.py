@@ -36,6 +36,7 @@ from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import lightning_trainer_kwargs
+from graphium_ray.train.entry import keeps_train_in_memory, process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.module import MultiTaskModule, gather_objects
@@ -94,7 +95,7 @@ def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
 
 
 def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: MultiTaskModule, worker,
-                   device) -> TrainBatches:  # fmt: skip
+                   device, prefetched=None) -> TrainBatches:  # fmt: skip
     mode = cfg.train.shard_train
     batcher = None
     if cfg.train.static_shapes is not None:
@@ -104,12 +105,14 @@ def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: Mul
                                 data.label_widths, data.bond_dim)  # fmt: skip
     idle = idle_batch(data, batcher)
     collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
-    in_memory = train_bytes <= cfg.train.in_memory_mb * 2**20 * (1 if mode == "hash" else worker[1])
+    in_memory = keeps_train_in_memory(train_bytes, cfg.train.in_memory_mb, mode, worker[1])
     return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
-                        lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory)  # fmt: skip
+                        lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory,
+                        prefetched)  # fmt: skip
 
 
-def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker) -> None:
+def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker,
+         prefetched=None) -> None:  # fmt: skip
     rank = worker[0]
     loggers = RunLoggers(cfg, config["run_dir"]) if rank == 0 and config.get("run_dir") else None
     callbacks: list[pl.Callback] = [EpochReport(cfg, data, state, best, loggers)]
@@ -124,13 +127,14 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
     if cfg.train.accelerator != "ipu":
         trainer = ray.train.lightning.prepare_trainer(trainer)
     device = ray.train.torch.get_device()
-    train = _train_batches(cfg, data, config["train_bytes"], module, worker, device)
+    train = _train_batches(cfg, data, config["train_bytes"], module, worker, device, prefetched)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
     splits = data.splits
     val_bytes = config["train_bytes"] * splits.get("val", 0) / max(1, splits.get("train", 0))  # same per-row size
     val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths,
                       data.bond_dim, worker, keep=val_bytes <= cfg.train.in_memory_mb * 2**20)  # fmt: skip
+    state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
         loggers.close()
@@ -149,7 +153,12 @@ def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: lis
     return compute_metrics(tasks, LabelNormalizer(tasks, data.label_stats), preds), preds
 
 
-def train_loop_per_worker(config: dict) -> None:
+def train_loop_per_worker(config: dict, entered: float | None = None, prefetched=None) -> None:
+    """The Ray Train worker's run, entered through :mod:`graphium_ray.train.entry`, which records
+    ``entered`` before this module's imports and may have started reading the train shard
+    (``prefetched``: a future of it as one Arrow table)."""
+    imported = time.time()
+    entered = entered or imported
     quiet_ray_reports()
     cfg = RunConfig.model_validate(config["run"])
     data = Manifest.from_dict(config["data"])
@@ -172,9 +181,12 @@ def train_loop_per_worker(config: dict) -> None:
                              lr_mult=built.lr_mult)  # fmt: skip
     module.optimizer_state = optimizer_state
     module.ema = best.pop("ema", None)
+    # start-up breakdown (metrics.json summary.startup_unix; startup_bench.py): the first run only
+    state.setdefault("startup_unix", {"worker_process_start": process_start_unix(), "worker_loop_entered": entered,
+                                      "worker_imported": imported, "worker_model_built": time.time()})  # fmt: skip
     started = time.time()
     if not state.get("final") and state["epoch"] < cfg.train.epochs and not state.get("stopped_early"):
-        _fit(cfg, data, module, state, best, config, worker)
+        _fit(cfg, data, module, state, best, config, worker, prefetched)
     if state.get("final"):
         return
     if best.get("weights") is not None:

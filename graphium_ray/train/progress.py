@@ -4,29 +4,18 @@ Training runs in Ray Train worker processes, whose output reaches the user only 
 lines, where a plain ``tqdm`` bar prints one line per refresh. Ray's distributed tqdm
 (``ray.experimental.tqdm_ray``) prints its state as a tagged line that the driver turns back into
 one bar in place. The driver enables it only when its own stdout is a terminal
-(:func:`progress_wanted`), so logs, CI and ``ray job submit`` get the one readable line per epoch
+(:func:`~graphium_ray.train.progress_setting.progress_wanted`), so logs, CI and ``ray job submit`` get the one readable line per epoch
 and no bar.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from collections.abc import Callable
 
 import lightning.pytorch as pl
 
 DESCRIBE_EVERY_S = 1.0
-ENV = "GRAPHIUM_RAY_PROGRESS"  # 1: always, 0: never, unset: when stdout is a terminal
-
-
-def progress_wanted() -> bool:
-    """Driver side: draw a bar? ``GRAPHIUM_RAY_PROGRESS=0/1`` wins over the terminal check."""
-    setting = os.environ.get(ENV)
-    if setting is not None:
-        return setting.strip() not in ("", "0", "false", "no")
-    return sys.stdout.isatty()
 
 
 def ray_bar(total: int, desc: str):

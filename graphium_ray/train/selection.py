@@ -11,6 +11,7 @@ import numpy as np
 
 from graphium_ray.config import ConfigError
 from graphium_ray.tasks import TaskSpec
+from graphium_ray.train.evaluate import flatten_metrics
 
 
 def selectable_metrics(tasks: list[TaskSpec]) -> list[str]:
@@ -56,3 +57,13 @@ def improved(value: float | None, best: float | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best if mode == "min" else value > best
+
+
+def epoch_metrics(record: dict) -> dict[str, float]:
+    """Flat metrics reported to Ray / Tune / loggers for one epoch record."""
+    out = {"epoch": record["epoch"], "train_loss": record["train_loss"], "lr": record["lr"],
+           "graphs_per_s": record["graphs_per_s"], **flatten_metrics("val", record["val"])}  # fmt: skip
+    if record.get("val_loss") is not None:
+        out["val/loss"] = record["val_loss"]
+    out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
+    return out

@@ -8,7 +8,12 @@ Per batch size, one training step = forward + masked multitask loss + backward +
   ``collate_arrays``) in a background thread, pins it and copies it asynchronously, as training
   does; ``fed_fraction`` = with_data_path / model_only (1.0 = the data path never stalls the GPU);
 * ``gpu_util_pct``: mean of ``torch.cuda.utilization()`` samples during the data-path run
-  (when NVML is available).
+  (when NVML is available);
+* with ``--compile``, ``static_eager`` / ``static_compiled``: the same step on static-shape
+  batches (``StaticBatcher``: padded to fixed node / edge / graph budgets, what ``train.static_shapes``
+  feeds), eager and under ``torch.compile(dynamic=False, mode=--compile-mode)`` (default
+  ``reduce-overhead``: CUDA graphs, one launch per captured graph instead of one per kernel),
+  graphs/s counting real graphs only; ``compile_s``: the first compiled steps (compilation).
 
 Without CUDA it runs on CPU in float32 (to keep the script tested in CI), e.g.
 ``--batch-sizes 16 32 --molecules 128 --steps 2``. On a GPU machine (``--smiles-file``: the same
@@ -41,6 +46,7 @@ from graphium_ray.config import FeaturizerConfig, ModelConfig  # noqa: E402
 from graphium_ray.data.builtin import qm9_sample  # noqa: E402
 from graphium_ray.data.collate import collate_arrays  # noqa: E402
 from graphium_ray.data.in_memory import featurize_smiles  # noqa: E402
+from graphium_ray.data.static_shapes import StaticBatcher, StaticShape  # noqa: E402
 from graphium_ray.nn.network import MultiTaskGNN  # noqa: E402
 from graphium_ray.tasks import TaskSpec  # noqa: E402
 from graphium_ray.train.losses import multitask_loss  # noqa: E402
@@ -103,12 +109,64 @@ def run(model, optimizer, batches, device, bf16: bool, util: list | None = None)
     return graphs / (time.perf_counter() - started)
 
 
+def static_batches(rows, batch_size: int, count: int) -> list[GraphBatch]:
+    """``count`` padded batches of one shape, for ``batch_size`` graphs of the data's mean size
+    (budgets 10 % above it, as ``train.static_shapes`` sizes them)."""
+    nodes = float(np.mean(rows.column("num_nodes").to_numpy())) * 1.1
+    edges = float(np.mean(rows.column("num_edges").to_numpy())) * 1.1
+    batcher = StaticBatcher(StaticShape.for_batch_size(batch_size, nodes, edges), WIDTHS, 13)
+    out = []
+    for batch in batcher(rows.slice(s, 4096) for s in range(0, rows.num_rows, 4096)):
+        out.append(batch)
+        if len(out) == count:
+            break
+    return out
+
+
+def static_rates(model_cfg, atom_dim: int, rows, bs: int, steps: int, device, bf16: bool, mode: str) -> dict:
+    """Model-only graphs/s on static-shape batches: eager, then compiled (same weights and batches)."""
+    batches = [b.to(device) for b in static_batches(rows, bs, 8)]
+    real = [int(b.graph_mask.sum()) for b in batches]
+    out = {}
+    for name in ("static_eager", "static_compiled"):
+        torch.manual_seed(0)
+        model = MultiTaskGNN(model_cfg, atom_dim, 13, TASKS, PE["laplacian_k"], PE["random_walk_k"]).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        forward = torch.compile(model, dynamic=False, mode=mode) if name == "static_compiled" else model
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        warm = 3 if name == "static_compiled" else 1  # compilation (and CUDA-graph capture) happens here
+        for i in range(warm + steps):
+            if i == warm:
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                out[f"{name}_warmup_s"] = round(time.perf_counter() - started, 1)
+                started, graphs = time.perf_counter(), 0
+            batch = batches[i % len(batches)]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = multitask_loss({"graph": TASKS}, forward(batch), batch.y, per_task=False)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i >= warm:
+                graphs += real[i % len(batches)]
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out[f"{name}_graphs_per_s"] = round(graphs / (time.perf_counter() - started))
+    out["compiled_over_eager"] = round(out["static_compiled_graphs_per_s"] / out["static_eager_graphs_per_s"], 2)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--molecules", type=int, default=16384)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 512, 1024, 2048, 4096])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--smiles-file", type=Path, help="Parquet with a SMILES column (else half QM9, half MOSES)")
+    p.add_argument("--compile", action="store_true", help="also time static-shape batches, eager vs torch.compile")
+    p.add_argument("--compile-mode", default="reduce-overhead")
+    p.add_argument("--skip-dynamic", action="store_true", help="only the static-shape comparison")
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.type == "cuda"
@@ -125,6 +183,13 @@ def main() -> None:
     model_cfg = ModelConfig.model_validate(yaml.safe_load((ROOT / "sweeps/toymix.yaml").read_text())["model"])
     results = []
     for bs in args.batch_sizes:
+        row = {"batch_size": bs}
+        if args.compile:
+            row.update(static_rates(model_cfg, atom_dim, rows, bs, args.steps, device, bf16, args.compile_mode))
+        print(json.dumps(row), file=sys.stderr, flush=True)  # progress (compilation takes a while)
+        if args.skip_dynamic:
+            results.append(row)
+            continue
         torch.manual_seed(0)
         model = MultiTaskGNN(model_cfg, atom_dim, 13, TASKS, PE["laplacian_k"], PE["random_walk_k"]).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -133,7 +198,7 @@ def main() -> None:
         ceiling = run(model, optimizer, (resident[s % len(resident)] for s in range(args.steps)), device, bf16)
         util: list[float] = []
         fed = run(model, optimizer, prefetched(rows, bs, args.steps, device), device, bf16, util)
-        results.append({"batch_size": bs, "model_only_graphs_per_s": round(ceiling), "with_data_path_graphs_per_s": round(fed),
+        results.append({**row, "model_only_graphs_per_s": round(ceiling), "with_data_path_graphs_per_s": round(fed),
                         "fed_fraction": round(fed / ceiling, 3),
                         "gpu_util_pct": round(float(np.mean(util)), 1) if util else None})  # fmt: skip
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"

@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
@@ -70,26 +71,54 @@ def start_head(num_cpus: int) -> tuple[dict, str]:
     return env, temp_dir
 
 
-def launch_to_first_step(work: Path, run: str, cpus: list[str], env: dict | None = None) -> float:
+def launch_to_first_step(work: Path, run: str, cpus: list[str], env: dict | None = None) -> tuple[float, dict]:
     launched = time.time()
     out = subprocess.run([*CLI, "train", str(work / "cfg.yaml"), "--output", str(work / run), *cpus],
                          capture_output=True, text=True, env=env)  # fmt: skip
     if out.returncode:
         raise RuntimeError(f"graphium-ray train failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
-    return json.loads((work / run / "metrics.json").read_text())["summary"]["first_step_unix"] - launched
+    summary = json.loads((work / run / "metrics.json").read_text())["summary"]
+    return summary["first_step_unix"] - launched, phases(launched, summary["startup_unix"], summary["first_step_unix"])
+
+
+PHASES = (  # (name, mark it ends at): each phase runs from the previous mark
+    ("driver: interpreter, imports, ray.init, cache check, trainer built", "driver_fit_called"),
+    ("Ray Train: controller, worker group scheduled, worker process started", "worker_process_start"),
+    ("worker: Ray worker set-up, process group, train function loaded", "worker_loop_entered"),
+    ("worker: imports (torch's compiler stack, Lightning, ours)", "worker_imported"),
+    ("worker: model built, checkpoint restore", "worker_model_built"),
+    ("worker: Lightning trainer, dataset shards", "worker_fit_called"),
+    ("first batch: Lightning set-up, first Ray Data batch", "first_batch"),
+    ("first step: forward, backward, optimizer", "first_step"),
+)
+
+
+def phases(launched: float, marks: dict, first_step: float) -> dict[str, float]:
+    """Seconds of each start-up phase from the run's recorded marks (rank 0's for worker marks)."""
+    marks = {**marks, "first_step": first_step}
+    out, previous = {}, launched
+    for name, mark in PHASES:
+        out[name] = round(marks[mark] - previous, 2)
+        previous = marks[mark]
+    return out
+
+
+def median_phases(runs: list[dict]) -> dict[str, float]:
+    return {name: round(float(np.median([r[name] for r in runs])), 2) for name, _ in PHASES}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--num-cpus", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="Ray Train workers (the small-data recipe uses 1)")
     p.add_argument("--running-cluster", action="store_true", help="also time runs that join an already running cluster")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="startup_bench_"))
     pq.write_table(pa.table(descriptor_labels(REFERENCE_SMILES * 8)), work / "mols.parquet")
     cfg = {"name": "startup", "data": {"cache_dir": str(work / "cache"), "num_shards": 2, "datasets": [
         {"name": "d", "path": str(work / "mols.parquet"), "tasks": [{"columns": ["logp", "tpsa"]}]}]},
-        "model": {"hidden_dim": 32, "num_layers": 2}, "train": {"epochs": 1, "batch_size": 32, "num_workers": 2}}  # fmt: skip
+        "model": {"hidden_dim": 32, "num_layers": 2}, "train": {"epochs": 1, "batch_size": 32, "num_workers": args.workers}}  # fmt: skip
     (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     cpus = ["--num-cpus", str(args.num_cpus)]
     subprocess.run([*CLI, "prepare", str(work / "cfg.yaml"), *cpus], check=True, capture_output=True)
@@ -104,13 +133,15 @@ def main() -> None:
         finally:
             stop_cluster(temp_dir)
     result = {
-        "launch_to_first_step_s": [round(s, 1) for s in first_step],
+        "launch_to_first_step_s": [round(s, 1) for s, _ in first_step],
+        "phases_median_s": median_phases([p for _, p in first_step]),
         "import_cli_s": round(timed("import graphium_ray.cli"), 2),
         "import_ray_and_init_s": round(timed(f"import ray; ray.init(address='local', num_cpus={args.num_cpus}, "
                                               "dashboard_host='127.0.0.1'); ray.shutdown()"), 1),  # fmt: skip
     }
     if joined:
-        result["running_cluster_launch_to_first_step_s"] = [round(s, 1) for s in joined]
+        result["running_cluster_launch_to_first_step_s"] = [round(s, 1) for s, _ in joined]
+        result["running_cluster_phases_median_s"] = median_phases([p for _, p in joined])
         result["running_cluster_import_ray_and_connect_s"] = round(connect, 1)
     print(json.dumps(result, indent=2))
 

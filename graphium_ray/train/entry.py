@@ -1,0 +1,56 @@
+"""Ray Train's per-worker entry point, kept light.
+
+The driver pickles :func:`train_loop_per_worker` by reference and never imports the training loop
+itself: torch's compiler stack and Lightning cost ~4 s to import on a 2-core machine, and only the
+workers need them. In the worker, a train split that will be kept in memory starts streaming in
+(a Ray Data job: ~2-3 s to its first rows) on a thread while those imports run.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+
+
+def process_start_unix() -> float:
+    """When this process started (its imports and Ray's set-up come after)."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+
+def keeps_train_in_memory(train_bytes: int, in_memory_mb: float, shard_train: str, world: int) -> bool:
+    """Whether a worker reads its train rows once and keeps them (else: streamed every epoch).
+    ``shard_train="hash"``: each worker reads the whole split; ``"ray"``: 1/world of it."""
+    return train_bytes <= in_memory_mb * 2**20 * (1 if shard_train == "hash" else world)
+
+
+def read_whole_shard(shard) -> Future:
+    """A future of the worker's whole train shard as one Arrow table, read on a daemon thread."""
+    future: Future = Future()
+
+    def read() -> None:
+        import pyarrow as pa
+
+        try:
+            future.set_result(pa.concat_tables(list(shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))
+        except BaseException as err:  # surfaced in the training loop, where the table is used
+            future.set_exception(err)
+
+    threading.Thread(target=read, name="train-shard-prefetch", daemon=True).start()
+    return future
+
+
+def train_loop_per_worker(config: dict) -> None:
+    entered = time.time()
+    import ray.train
+
+    train = config["run"]["train"]
+    world = ray.train.get_context().get_world_size()
+    prefetched = None
+    if keeps_train_in_memory(config["train_bytes"], train["in_memory_mb"], train["shard_train"], world):
+        prefetched = read_whole_shard(ray.train.get_dataset_shard("train"))
+    from graphium_ray.train.loop import train_loop_per_worker as run
+
+    run(config, entered, prefetched)
