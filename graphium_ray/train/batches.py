@@ -34,6 +34,7 @@ from graphium_ray.data.collate import deal_rows
 from graphium_ray.data.collate_fn import GraphCollate
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.manifest import ModelData
+from graphium_ray.train.entry import whole_shard
 
 
 def per_worker_batch(global_batch: int, workers: int) -> int:
@@ -98,8 +99,7 @@ class TrainBatches:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
         if self._table is None:
-            whole = (self._prefetched.result() if self._prefetched is not None
-                     else pa.concat_tables(list(self.shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))  # fmt: skip
+            whole = self._prefetched.result() if self._prefetched is not None else whole_shard(self.shard)
             self._table, self._prefetched = contiguous(whole), None
         order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
         for start in range(0, len(order), self.batch_rows):

@@ -32,6 +32,7 @@ from graphium_ray.data.resources import TASK_CPUS
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
+from graphium_ray.train.memory_budget import keeps_val_in_memory
 from graphium_ray.train.progress_setting import progress_wanted
 from graphium_ray.train.replicates import summarize_replicates
 from graphium_ray.train.run_loggers import check_installed
@@ -113,9 +114,8 @@ def build_trainer(
     # Ray Data job. test: read once, at the end. Nothing is materialized before the workers start
     # when it is not needed (each materialization is a Ray Data job: seconds of start-up).
     train_bytes = train_split_bytes(prepared)  # the cache's Parquet metadata, read once
-    splits = prepared.manifest.splits
     val = read_split(feats, "val")
-    if train_bytes * splits.get("val", 0) / max(1, splits.get("train", 0)) > cfg.train.in_memory_mb * 2**20:  # as loop.py
+    if not keeps_val_in_memory(train_bytes, prepared.manifest.splits, cfg.train.in_memory_mb):
         val = val.materialize()
     datasets = {"train": read_split(feats, "train"), "val": val, "test": read_split(feats, "test", keep_key=True)}
     return TorchTrainer(

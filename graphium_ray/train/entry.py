@@ -12,6 +12,8 @@ import threading
 import time
 from concurrent.futures import Future
 
+from graphium_ray.train.memory_budget import keeps_train_in_memory
+
 
 def process_start_unix() -> float:
     """When this process started (its imports and Ray's set-up come after)."""
@@ -20,21 +22,20 @@ def process_start_unix() -> float:
     return psutil.Process().create_time()
 
 
-def keeps_train_in_memory(train_bytes: int, in_memory_mb: float, shard_train: str, world: int) -> bool:
-    """Whether a worker reads its train rows once and keeps them (else: streamed every epoch).
-    ``shard_train="hash"``: each worker reads the whole split; ``"ray"``: 1/world of it."""
-    return train_bytes <= in_memory_mb * 2**20 * (1 if shard_train == "hash" else world)
+def whole_shard(shard):
+    """The worker's whole train shard (a Ray Data iterator) as one Arrow table."""
+    import pyarrow as pa
+
+    return pa.concat_tables(list(shard.iter_batches(batch_size=8192, batch_format="pyarrow")))
 
 
 def read_whole_shard(shard) -> Future:
-    """A future of the worker's whole train shard as one Arrow table, read on a daemon thread."""
+    """A future of :func:`whole_shard`, read on a daemon thread."""
     future: Future = Future()
 
     def read() -> None:
-        import pyarrow as pa
-
         try:
-            future.set_result(pa.concat_tables(list(shard.iter_batches(batch_size=8192, batch_format="pyarrow"))))
+            future.set_result(whole_shard(shard))
         except BaseException as err:  # surfaced in the training loop, where the table is used
             future.set_exception(err)
 

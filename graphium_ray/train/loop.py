@@ -36,9 +36,10 @@ from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import lightning_trainer_kwargs
-from graphium_ray.train.entry import keeps_train_in_memory, process_start_unix
+from graphium_ray.train.entry import process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
+from graphium_ray.train.memory_budget import keeps_train_in_memory, keeps_val_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
 from graphium_ray.train.progress import StepProgress
@@ -130,10 +131,9 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
     train = _train_batches(cfg, data, config["train_bytes"], module, worker, device, prefetched)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
-    splits = data.splits
-    val_bytes = config["train_bytes"] * splits.get("val", 0) / max(1, splits.get("train", 0))  # same per-row size
+    keep_val = keeps_val_in_memory(config["train_bytes"], data.splits, cfg.train.in_memory_mb)
     val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths,
-                      data.bond_dim, worker, keep=val_bytes <= cfg.train.in_memory_mb * 2**20)  # fmt: skip
+                      data.bond_dim, worker, keep=keep_val)  # fmt: skip
     state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:

@@ -85,28 +85,32 @@ def prefetched(rows, batch_size: int, steps: int, device, depth: int = 3):
         yield batch.to(device)
 
 
-def run(model, optimizer, batches, device, bf16: bool, util: list | None = None) -> float:
-    graphs, started = 0, None
+def run(model, optimizer, batches, device, bf16: bool, util: list | None = None, warmup: int = 1,
+        graphs_of=lambda batch: batch.num_graphs) -> tuple[float, float]:  # fmt: skip
+    """(graphs/s over the steps after the first ``warmup`` — allocator warm-up, cuBLAS set-up,
+    compilation —, seconds those warm-up steps took). ``graphs_of``: the graphs a batch counts."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    graphs, started = 0, time.perf_counter()
+    warmup_s = 0.0
     for i, batch in enumerate(batches):
-        if i == 1:  # the first step (allocator warm-up, cuDNN/cuBLAS setup) is not timed
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started, graphs = time.perf_counter(), 0
+        if i == warmup:
+            sync()
+            warmup_s, started, graphs = time.perf_counter() - started, time.perf_counter(), 0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             out = model(batch)
             loss, _ = multitask_loss({"graph": TASKS}, out, batch.y, per_task=False)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        graphs += batch.num_graphs
+        graphs += graphs_of(batch)
         if util is not None and device.type == "cuda" and i % 5 == 0:
             try:
                 util.append(torch.cuda.utilization())
             except Exception:  # NVML missing: no utilization samples
                 pass
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return graphs / (time.perf_counter() - started)
+    sync()
+    return graphs / (time.perf_counter() - started), warmup_s
 
 
 def static_batches(rows, batch_size: int, count: int) -> list[GraphBatch]:
@@ -126,34 +130,17 @@ def static_batches(rows, batch_size: int, count: int) -> list[GraphBatch]:
 def static_rates(model_cfg, atom_dim: int, rows, bs: int, steps: int, device, bf16: bool, mode: str) -> dict:
     """Model-only graphs/s on static-shape batches: eager, then compiled (same weights and batches)."""
     batches = [b.to(device) for b in static_batches(rows, bs, 8)]
-    real = [int(b.graph_mask.sum()) for b in batches]
+    real = {id(b): int(b.graph_mask.sum()) for b in batches}  # padding graphs do not count
     out = {}
     for name in ("static_eager", "static_compiled"):
         torch.manual_seed(0)
         model = MultiTaskGNN(model_cfg, atom_dim, 13, TASKS, PE["laplacian_k"], PE["random_walk_k"]).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         forward = torch.compile(model, dynamic=False, mode=mode) if name == "static_compiled" else model
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        warm = 3 if name == "static_compiled" else 1  # compilation (and CUDA-graph capture) happens here
-        for i in range(warm + steps):
-            if i == warm:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                out[f"{name}_warmup_s"] = round(time.perf_counter() - started, 1)
-                started, graphs = time.perf_counter(), 0
-            batch = batches[i % len(batches)]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                loss, _ = multitask_loss({"graph": TASKS}, forward(batch), batch.y, per_task=False)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if i >= warm:
-                graphs += real[i % len(batches)]
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        out[f"{name}_graphs_per_s"] = round(graphs / (time.perf_counter() - started))
+        warmup = 3 if name == "static_compiled" else 1  # compilation (and CUDA-graph capture) happens here
+        rate, warmup_s = run(forward, optimizer, (batches[i % len(batches)] for i in range(warmup + steps)), device,
+                             bf16, warmup=warmup, graphs_of=lambda b: real[id(b)])  # fmt: skip
+        out[f"{name}_warmup_s"], out[f"{name}_graphs_per_s"] = round(warmup_s, 1), round(rate)
     out["compiled_over_eager"] = round(out["static_compiled_graphs_per_s"] / out["static_eager_graphs_per_s"], 2)
     return out
 
@@ -195,9 +182,9 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
         resident = [collate_arrays(rows.slice((s * bs) % max(rows.num_rows - bs, 1), bs), WIDTHS, 13).to(device)
                     for s in range(min(args.steps, 8))]  # fmt: skip
-        ceiling = run(model, optimizer, (resident[s % len(resident)] for s in range(args.steps)), device, bf16)
+        ceiling, _ = run(model, optimizer, (resident[s % len(resident)] for s in range(args.steps)), device, bf16)
         util: list[float] = []
-        fed = run(model, optimizer, prefetched(rows, bs, args.steps, device), device, bf16, util)
+        fed, _ = run(model, optimizer, prefetched(rows, bs, args.steps, device), device, bf16, util)
         results.append({**row, "model_only_graphs_per_s": round(ceiling), "with_data_path_graphs_per_s": round(fed),
                         "fed_fraction": round(fed / ceiling, 3),
                         "gpu_util_pct": round(float(np.mean(util)), 1) if util else None})  # fmt: skip
