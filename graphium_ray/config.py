@@ -131,6 +131,10 @@ class FeaturizerConfig(StrictModel):
     # molecule-level inputs concatenated to the pooled graph embedding before the heads (chemprop's
     # --molecule-featurizers): rdkit2d = RDKit's 217 2D descriptors (~5 ms per molecule to compute)
     molecule: list[Literal["rdkit2d"]] = []
+    # rdkit: the reference featurizer (RDKit's Python API; the definition of every feature). cuik:
+    # the same features computed by NVIDIA's cuik-molmaker in C++ (optional extra graphium-ray[cuik],
+    # which pins rdkit==2026.3.6); identical arrays, so the cache key ignores it.
+    backend: Literal["rdkit", "cuik"] = "rdkit"
 
     @field_validator("atom_onehot", "atom_float", "bond")
     @classmethod
@@ -143,6 +147,24 @@ class FeaturizerConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown feature(s) {unknown}; choose from {', '.join(repr(n) for n in known)}")
         return names
+
+    @model_validator(mode="after")
+    def _cuik_can_compute(self) -> FeaturizerConfig:
+        if self.backend != "cuik":
+            return self
+        from graphium_ray.chem.cuik_graph import unsupported_features
+
+        problems = [f"feature(s) {missing}" for missing in [unsupported_features(self.atom_onehot, self.atom_float,
+                                                                                  self.bond)] if missing]  # fmt: skip
+        problems += [f"hydrogens: {self.hydrogens}"] if self.hydrogens != "implicit" else []
+        problems += [f"molecule: {self.molecule} (descriptors need RDKit molecules)"] if self.molecule else []
+        if problems:
+            raise ValueError(f"backend: cuik does not support {'; '.join(problems)}; use backend: rdkit")
+        return self
+
+    def without_backend(self) -> dict:
+        """The settings that define the features (what a cache or checkpoint must match)."""
+        return self.model_dump(mode="json", exclude={"backend"})
 
 
 class DataConfig(StrictModel):
@@ -308,6 +330,7 @@ class FinetuneConfig(StrictModel):
 
     checkpoint: str | None = None  # the CLI's CHECKPOINT argument fills or overrides it
     freeze_backbone_epochs: int = Field(default=0, ge=0)
+    backbone_lr_ratio: float = Field(default=1.0, gt=0.0, le=1.0)  # backbone lr / heads' lr after the frozen epochs
     heads: Literal["replace", "keep_matching"] = "replace"
     mode: Literal["full", "linear_probe"] = "full"
 

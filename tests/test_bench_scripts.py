@@ -136,6 +136,18 @@ def test_recipe_search_reports_validation_only(ray_cluster, tmp_path):
 
 
 @needs_shared_data
+def test_recipe_search_chooses_fine_tuning_settings_from_the_builtin_model(ray_cluster, tmp_path):
+    """--checkpoint: the variants are fine-tuning settings on the pretrained backbone (validation only)."""
+    _run_script_main("recipe_search.py", ["--output", str(tmp_path), "--datasets", "freesolv", "--seeds", "0",
+                                          "--checkpoint", "builtin:graphium-ray-moses-qm9", "--finetune-epochs", "2",
+                                          "--variant", "slow_backbone=finetune.backbone_lr_ratio=0.1"])  # fmt: skip
+    (row,) = [json.loads(line) for line in (tmp_path / "recipe_search.jsonl").read_text().splitlines()]
+    assert row["checkpoint"] == "builtin:graphium-ray-moses-qm9" and row["epoch"] in (1, 2)
+    assert row["overrides"] == ["finetune.backbone_lr_ratio=0.1"] and 0 < row["val_mae"] < 10
+    assert not any("test" in key for key in row)
+
+
+@needs_shared_data
 def test_pretrain_transfer_scores_the_builtin_models_probe_on_a_scaffold_split(ray_cluster, tmp_path):
     """The linear probe of builtin:graphium-ray-moses-qm9 on FreeSolv's scaffold split 0 (written into
     --chemprop-dir as vs_chemprop.py does), in kcal/mol; the table names the variant."""

@@ -151,6 +151,31 @@ def test_lightning_module_trains_and_validates_in_real_units(precision):
                                                          for i in range(b.num_graphs)])  # fmt: skip
 
 
+def test_finetune_backbone_lr_is_zero_while_frozen_then_a_fraction_of_the_heads():
+    """finetune.freeze_backbone_epochs / backbone_lr_ratio: every backbone group's lr is 0 in the
+    frozen epochs, then ratio × the heads' scheduled lr; the heads follow the schedule throughout."""
+    batches, tasks, data = _module_batches()
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=32, num_layers=2, head_hidden_dim=32),
+                    train=TrainConfig(epochs=4, lr=1e-3, warmup_epochs=0, lr_schedule="constant"))  # fmt: skip
+    module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches),
+                             frozen_epochs=2, backbone_lr_ratio=0.25)  # fmt: skip
+    seen: list[tuple[float, float]] = []
+
+    class Record(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            groups = trainer.optimizers[0].param_groups
+            seen.append((max(g["lr"] for g in groups if g["backbone"]), max(g["lr"] for g in groups if not g["backbone"])))
+
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=4, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                         limit_val_batches=0, callbacks=[Record()])  # fmt: skip
+    trainer.fit(module, train_dataloaders=Batches(batches))
+    per_epoch = len(batches)
+    assert all(b == 0.0 and h == pytest.approx(1e-3) for b, h in seen[: 2 * per_epoch]), seen
+    assert all(b == pytest.approx(0.25e-3) and h == pytest.approx(1e-3) for b, h in seen[2 * per_epoch + 1 :]), seen
+
+
 def test_ema_averages_every_step_and_validation_sees_the_average():
     """train.ema_decay: w̄ ← d·w̄ + (1−d)·w after each optimizer step (checked against the trained
     weights recorded step by step); validation runs on w̄ and training continues from w."""

@@ -26,7 +26,7 @@ def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpe
         "files": sorted(fingerprints.items()),
         "tasks": [t.to_dict() for t in tasks],
         "datasets": [d.model_dump(mode="json") for d in cfg.datasets],
-        "featurizer": cfg.featurizer.model_dump(mode="json"),
+        "featurizer": cfg.featurizer.without_backend(),
         "split": cfg.split.model_dump(mode="json"),
         "num_shards": cfg.num_shards,
         "on_conflict": cfg.on_conflict,

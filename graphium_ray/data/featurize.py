@@ -24,8 +24,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from graphium_ray.chem.cuik_graph import CuikGraphs, merge_in_row_order, takes
 from graphium_ray.chem.descriptors import molecule_feature_names, molecule_features
-from graphium_ray.chem.graph import ParseError, mols_to_graphs, no_cyclic_gc, parse_smiles
+from graphium_ray.chem.graph import GraphArrays, ParseError, mols_to_graphs, no_cyclic_gc, parse_smiles
 from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
 
@@ -64,6 +65,18 @@ def _rows_blocked_edges(edge_index: np.ndarray, num_edges: np.ndarray) -> np.nda
     return out
 
 
+def molecule_rows(smiles: list[str] | pa.Array, y_graph: np.ndarray | None = None) -> pa.Table:
+    """Rows of the Featurizer's input schema for plain SMILES (the SMILES is its own key; no
+    node/edge labels), with graph labels ``y_graph`` (M, T) if given."""
+    smiles = pa.array(smiles, pa.string()) if not isinstance(smiles, (pa.Array, pa.ChunkedArray)) else smiles
+    n = len(smiles)
+    y = np.zeros((n, 0), np.float32) if y_graph is None else np.asarray(y_graph, np.float32)
+    empty = pa.array([[]] * n, pa.list_(pa.float32()))
+    return pa.table({"mol_key": smiles, "split": pa.nulls(n, pa.string()), "sources": pa.nulls(n, pa.string()),
+                     "smiles": smiles, "atom_mapped": pa.array([False] * n), "y_graph": pa.array(y.tolist(), pa.list_(pa.float32())),
+                     "y_node": empty, "y_edge": empty})  # fmt: skip
+
+
 class Featurizer:
     """Callable on an Arrow table of molecule rows → Arrow table of featurized rows.
 
@@ -81,21 +94,12 @@ class Featurizer:
         self.mol_dim = len(molecule_feature_names(self.mol_sets))
         self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0, bool(self.mol_sets))
         self.features = (list(cfg.atom_onehot), list(cfg.atom_float), list(cfg.bond))
+        self.cuik = CuikGraphs(*self.features) if cfg.backend == "cuik" else None  # the compiled path
 
     def __call__(self, table: pa.Table) -> pa.Table:
         n = table.num_rows
         reasons: list[str | None] = [None] * n
-        mols, ok, plain = [], [], []
-        with no_cyclic_gc():  # parsing allocates many short-lived objects; see no_cyclic_gc
-            for i, (smiles, mapped) in enumerate(zip(table.column("smiles").to_pylist(),
-                                                     table.column("atom_mapped").to_pylist(), strict=True)):  # fmt: skip
-                try:
-                    mols.append(parse_smiles(smiles, hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped)))
-                    ok.append(i)
-                    plain.append(">" not in smiles and "<" not in smiles)  # no dative bonds
-                except ParseError as err:
-                    reasons[i] = f"unparsable SMILES: {err}"
-            g = mols_to_graphs(mols, *self.features, plain_bond_orders=plain)
+        ok, g, mols = self._graphs(table, reasons)
         y_node, y_edge = self._item_labels(table, ok, g, reasons)
         keep = np.array([reasons[i] is None for i in ok], dtype=bool)
         node_keep, edge_keep = np.repeat(keep, g.num_nodes), np.repeat(keep, g.num_edges)
@@ -121,6 +125,35 @@ class Featurizer:
             lengths[ok_rows] = self.mol_dim
             cols["mol_feat"] = _list_column(molecule_features(kept, self.mol_sets), lengths, pa.float32())
         return pa.table({name: cols[name].cast(self.schema.field(name).type) for name in self.schema.names})
+
+    def _graphs(self, table: pa.Table, reasons: list) -> tuple[list[int], GraphArrays, list]:
+        """(rows featurized, their graphs in row order, their RDKit molecules (reference path only));
+        an unparsable row gets its reason in ``reasons``."""
+        smiles = table.column("smiles").to_pylist()
+        mapped = table.column("atom_mapped").to_pylist()
+        if self.cuik is not None:
+            fast = [i for i, (s, m) in enumerate(zip(smiles, mapped, strict=True)) if takes(s, bool(m))]
+            graphs = self.cuik([smiles[i] for i in fast]) if fast else None
+            if graphs is not None:
+                taken = set(fast)
+                ok, rest, _ = self._reference_graphs([i for i in range(len(smiles)) if i not in taken], smiles,
+                                                     mapped, reasons)  # fmt: skip
+                ok, merged = merge_in_row_order([(fast, graphs), (ok, rest)])
+                return ok, merged, []
+        return self._reference_graphs(range(len(smiles)), smiles, mapped, reasons)
+
+    def _reference_graphs(self, rows, smiles: list, mapped: list, reasons: list) -> tuple[list[int], GraphArrays, list]:
+        """RDKit's Python API: parse each SMILES, then read atoms and bonds batch-wide."""
+        mols, ok, plain = [], [], []
+        with no_cyclic_gc():  # parsing allocates many short-lived objects; see no_cyclic_gc
+            for i in rows:
+                try:
+                    mols.append(parse_smiles(smiles[i], hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped[i])))
+                    ok.append(i)
+                    plain.append(">" not in smiles[i] and "<" not in smiles[i])  # no dative bonds
+                except ParseError as err:
+                    reasons[i] = f"unparsable SMILES: {err}"
+            return ok, mols_to_graphs(mols, *self.features, plain_bond_orders=plain), mols
 
     def _item_labels(self, table: pa.Table, ok: list[int], g, reasons: list) -> tuple[np.ndarray, np.ndarray]:
         """Per-atom (ΣN·T_node) and per-directed-edge (ΣE·T_edge) labels of the parsed molecules,

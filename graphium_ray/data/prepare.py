@@ -327,7 +327,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         splits={k: v for k, v in rows.items() if k != "skipped"},
         skipped={"total": sum(skipped.values()), "by_stage": skipped, "report": str(root / "skipped.csv")},
         duplicates=duplicates,
-        featurizer=cfg.featurizer.model_dump(mode="json"),
+        featurizer=cfg.featurizer.without_backend(),  # a checkpoint's inputs, whichever backend computed them
         atom_dim=atom_feature_dim(list(cfg.featurizer.atom_onehot), list(cfg.featurizer.atom_float)),
         bond_dim=bond_feature_dim(list(cfg.featurizer.bond)),
         label_stats=stats,

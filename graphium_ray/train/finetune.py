@@ -44,8 +44,8 @@ def finetune_run_config(cfg: RunConfig, checkpoint: str | Path) -> tuple[RunConf
         for f in sorted(cfg.model.model_fields_set - HEAD_FIELDS)
         if getattr(cfg.model, f) != getattr(pre_cfg.model, f)
     ]
-    featurizer = FeaturizerConfig.model_validate(pre_data.featurizer)
-    if cfg.data.featurizer.model_fields_set and cfg.data.featurizer != featurizer:
+    featurizer = FeaturizerConfig.model_validate({**pre_data.featurizer, "backend": cfg.data.featurizer.backend})
+    if cfg.data.featurizer.model_fields_set - {"backend"} and cfg.data.featurizer != featurizer:
         clashes.append("data.featurizer differs from the one the checkpoint was trained with")
     if clashes:
         raise ConfigError("finetune: the backbone comes from the checkpoint; remove or align " + "; ".join(clashes))
@@ -59,7 +59,22 @@ def finetune_run_config(cfg: RunConfig, checkpoint: str | Path) -> tuple[RunConf
 def finetune_loop_config(cfg: RunConfig, state_dict: dict) -> dict:
     """What the Ray Train workers need: the pretrained weights travel through the object store."""
     return {"finetune": {"state_dict": ray.put(state_dict), "heads": cfg.finetune.heads,
-                         "freeze_backbone_epochs": cfg.finetune.freeze_backbone_epochs}}  # fmt: skip
+                         "freeze_backbone_epochs": cfg.finetune.freeze_backbone_epochs,
+                         "backbone_lr_ratio": cfg.finetune.backbone_lr_ratio}}  # fmt: skip
+
+
+def load_pretrained(net: torch.nn.Module, pretrained: dict, keep_heads: bool) -> None:
+    """Backbone weights (and, with ``keep_heads``, every head of the same name and shape) from a
+    pretrained state dict into ``net``; a backbone weight the checkpoint lacks is an error."""
+    own = net.state_dict()
+    load = {
+        k: v for k, v in pretrained.items()
+        if k in own and own[k].shape == v.shape and (not k.startswith("heads.") or keep_heads)
+    }  # fmt: skip
+    missing_backbone = [k for k in own if not k.startswith("heads.") and k not in load]
+    if missing_backbone:
+        raise ValueError(f"the pretrained checkpoint lacks backbone weights {missing_backbone[:5]}")
+    net.load_state_dict(load, strict=False)
 
 
 @torch.no_grad()

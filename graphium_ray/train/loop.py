@@ -39,6 +39,7 @@ from graphium_ray.train.devices import lightning_trainer_kwargs
 from graphium_ray.train.entry import process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
+from graphium_ray.train.finetune import load_pretrained
 from graphium_ray.train.memory_budget import keeps_train_in_memory, keeps_val_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
@@ -80,19 +81,8 @@ def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
 
 
 def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
-    """Fine-tuning: backbone weights (and, with heads=keep_matching, every head of the same name and
-    shape) from the pretrained state dict the driver put in the object store."""
-    pretrained = ray.get(finetune["state_dict"])
-    own = net.state_dict()
-    keep_heads = finetune["heads"] == "keep_matching"
-    load = {
-        k: v for k, v in pretrained.items()
-        if k in own and own[k].shape == v.shape and (not k.startswith("heads.") or keep_heads)
-    }  # fmt: skip
-    missing_backbone = [k for k in own if not k.startswith("heads.") and k not in load]
-    if missing_backbone:
-        raise ValueError(f"the pretrained checkpoint lacks backbone weights {missing_backbone[:5]}")
-    net.load_state_dict(load, strict=False)
+    """Fine-tuning: the pretrained weights the driver put in the object store, loaded into ``net``."""
+    load_pretrained(net, ray.get(finetune["state_dict"]), keep_heads=finetune["heads"] == "keep_matching")
 
 
 def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: MultiTaskModule, worker,
@@ -178,6 +168,7 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
     module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps, epoch_offset=state["epoch"],
                              step_offset=state["global_step"], compile_net=cfg.train.compile,
                              frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0,
+                             backbone_lr_ratio=finetune.get("backbone_lr_ratio", 1.0) if finetune else 1.0,
                              lr_mult=built.lr_mult)  # fmt: skip
     module.optimizer_state = optimizer_state
     module.ema = best.pop("ema", None)

@@ -51,12 +51,13 @@ class MultiTaskModule(pl.LightningModule):
     """``net``: the plain :class:`~graphium_ray.nn.network.MultiTaskGNN` (saved and loaded as is);
     ``steps_per_epoch``: optimizer steps of one epoch (for the schedule); ``epoch_offset`` /
     ``step_offset``: what a resumed run has already done; ``frozen_epochs``: fine-tuning epochs with
-    the backbone's learning rate at 0; ``lr_mult``: µP learning-rate multipliers
+    the backbone's learning rate at 0; ``backbone_lr_ratio``: fine-tuning's backbone learning rate as
+    a fraction of the heads' (discriminative fine-tuning; 1 = one rate); ``lr_mult``: µP learning-rate multipliers
     (:func:`~graphium_ray.nn.build.build_network`)."""
 
     def __init__(self, net: torch.nn.Module, tasks: list[TaskSpec], label_stats: dict, train: TrainConfig,
                  steps_per_epoch: int, epoch_offset: int = 0, step_offset: int = 0,
-                 frozen_epochs: int = 0, compile_net: bool = False,
+                 frozen_epochs: int = 0, compile_net: bool = False, backbone_lr_ratio: float = 1.0,
                  lr_mult: dict[str, float] | None = None):  # fmt: skip
         super().__init__()
         self.net = net
@@ -67,6 +68,7 @@ class MultiTaskModule(pl.LightningModule):
         self.train_cfg = train
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.epoch_offset, self.step_offset, self.frozen_epochs = epoch_offset, step_offset, frozen_epochs
+        self.backbone_lr_ratio = backbone_lr_ratio
         self.optimizer_state: dict | None = None  # a resumed run's optimizer state, loaded on creation
         # compiled forward (static shapes only); kept out of the module tree so state_dict has plain names
         self._forward_fn: Callable = torch.compile(net, dynamic=False) if compile_net else net
@@ -169,10 +171,11 @@ class MultiTaskModule(pl.LightningModule):
         def schedule(step: int) -> float:
             return lr_multiplier(step + self.step_offset, cfg.lr_schedule, warmup, total, cfg.final_lr_ratio)
 
-        def frozen(step: int) -> float:
-            return 0.0 if self.global_epoch < self.frozen_epochs else schedule(step)
+        def backbone(step: int) -> float:
+            return 0.0 if self.global_epoch < self.frozen_epochs else self.backbone_lr_ratio * schedule(step)
 
-        lambdas = [frozen if g["backbone"] and self.frozen_epochs else schedule for g in optimizer.param_groups]
+        tuned = self.frozen_epochs or self.backbone_lr_ratio != 1.0
+        lambdas = [backbone if g["backbone"] and tuned else schedule for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

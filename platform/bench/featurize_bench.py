@@ -10,23 +10,27 @@ ratios compare runs made under the same machine load. Reported: the median ratio
 and its range (min–max), and the median rates; never the best round alone.
 
     python platform/bench/featurize_bench.py [--molecules 2000] [--repeats 7]
+
+Where cuik-molmaker is installed (``pip install -e '.[cuik]'`` in an environment of its own: its
+wheel pins ``rdkit==2026.3.6``), the same features through ``featurizer.backend: cuik`` are timed
+in the same rounds (``ratio_cuik_no_pe`` / ``ratio_cuik_pe``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.csv as pacsv
-from rdkit import Chem
+from rdkit import Chem, rdBase
 
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES, qm9_sample
-from graphium_ray.data.featurize import Featurizer
-from graphium_ray.data.in_memory import molecule_rows
+from graphium_ray.data.featurize import Featurizer, molecule_rows
 
 SHARED_ZINC = Path(__file__).resolve().parents[3] / "shared" / "data" / "toymix" / "micro_zinc.csv"
 
@@ -62,9 +66,17 @@ def spread(values: list[float], digits: int) -> dict:
             "max": round(max(values), digits)}  # fmt: skip
 
 
+def cuik_available() -> bool:
+    return importlib.util.find_spec("cuik_molmaker") is not None
+
+
 def bench(smiles: list[str], repeats: int, batch: int = 512) -> dict:
-    plain = Featurizer(FeaturizerConfig(), 0, 0)
-    with_pe = Featurizer(FeaturizerConfig(positional_encodings={"laplacian_k": 8, "random_walk_k": 16}), 0, 0)
+    pe = {"laplacian_k": 8, "random_walk_k": 16}
+    variants = {"no_pe": FeaturizerConfig(), "pe": FeaturizerConfig(positional_encodings=pe)}
+    if cuik_available():  # the compiled path, same features (featurizer.backend: cuik)
+        variants |= {"cuik_no_pe": FeaturizerConfig(backend="cuik"),
+                     "cuik_pe": FeaturizerConfig(backend="cuik", positional_encodings=pe)}  # fmt: skip
+    featurizers = {name: Featurizer(cfg, 0, 0) for name, cfg in variants.items()}
     table = molecule_rows(smiles)
 
     def run(featurizer):
@@ -75,17 +87,21 @@ def bench(smiles: list[str], repeats: int, batch: int = 512) -> dict:
         for s in smiles:
             Chem.MolFromSmiles(s)
 
-    run(plain), run(with_pe)  # warm-up: imports, lookup tables, LAPACK workspaces
-    rounds = []
-    for _ in range(repeats):
-        rdkit = rate(parse_only, len(smiles))
-        rounds.append((rdkit, rate(lambda: run(plain), len(smiles)), rate(lambda: run(with_pe), len(smiles))))
-    rdkit, ours, ours_pe = (np.array(col) for col in zip(*rounds, strict=True))
-    return {"molecules": len(smiles), "rounds": repeats, "mean_heavy_atoms": round(float(np.mean(
-                [Chem.MolFromSmiles(s).GetNumAtoms() for s in smiles[:500]])), 1),
-            "rdkit_parse_mol_per_s": round(float(np.median(rdkit))), "ours_no_pe_mol_per_s": round(float(np.median(ours))),
-            "ours_pe_mol_per_s": round(float(np.median(ours_pe))),
-            "ratio_no_pe": spread(list(ours / rdkit), 3), "ratio_pe": spread(list(ours_pe / rdkit), 3)}  # fmt: skip
+    for featurizer in featurizers.values():  # warm-up: imports, lookup tables, LAPACK workspaces
+        run(featurizer)
+    rdkit, rates = [], {name: [] for name in featurizers}
+    for _ in range(repeats):  # each round: bare parsing, then every featurizer, back to back
+        rdkit.append(rate(parse_only, len(smiles)))
+        for name, featurizer in featurizers.items():
+            rates[name].append(rate(lambda f=featurizer: run(f), len(smiles)))
+    rdkit_rates = np.array(rdkit)
+    result = {"molecules": len(smiles), "rounds": repeats, "rdkit": rdBase.rdkitVersion,
+              "mean_heavy_atoms": round(float(np.mean([Chem.MolFromSmiles(s).GetNumAtoms() for s in smiles[:500]])), 1),
+              "rdkit_parse_mol_per_s": round(float(np.median(rdkit_rates)))}  # fmt: skip
+    for name, values in rates.items():
+        result[f"ours_{name}_mol_per_s"] = round(float(np.median(values)))
+        result[f"ratio_{name}"] = spread(list(np.array(values) / rdkit_rates), 3)
+    return result
 
 
 def main() -> None:

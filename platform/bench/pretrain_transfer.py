@@ -67,12 +67,13 @@ def run_variant(name: str, seed: int, variant: str, args) -> dict:
     splits_dir = Path(args.chemprop_dir)
     if variant == "chemprop":
         return vc.run_chemprop(name, seed, splits_dir)
-    from graphium_ray.config import validate
+    from graphium_ray.config import apply_overrides, validate
     from graphium_ray.data.prepare import prepare
     from graphium_ray.train.driver import run_training
     from graphium_ray.train.finetune import finetune_loop_config, finetune_run_config, linear_probe
 
-    cfg = validate(downstream_config(name, seed, splits_dir, work, variant, args.finetune_epochs), name)
+    raw = downstream_config(name, seed, splits_dir, work, variant, args.finetune_epochs)
+    cfg = validate(apply_overrides(raw, args.finetune_set) if variant == "finetuned" else raw, name)
     extra = None
     if variant in ("finetuned", "probe"):
         cfg, state_dict = finetune_run_config(cfg, args.checkpoint)
@@ -132,6 +133,8 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--finetune-epochs", type=int, default=30)
+    p.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="fine-tuning settings on top of the defaults (chosen with recipe_search.py --checkpoint)")
     p.add_argument("--num-cpus", type=int, default=None)
     args = p.parse_args()
     out = Path(args.output)
@@ -157,7 +160,8 @@ def main() -> None:
                     results.setdefault(name, {}).setdefault(variant, {})[str(seed)] = json.loads(path.read_text())
     (out / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
-    (out / "results.md").write_text(table + "\n")
+    settings = "fine-tuning settings on top of the defaults: " + (", ".join(args.finetune_set) or "none")
+    (out / "results.md").write_text(settings + "\n\n" + table + "\n")
     print(table)
 
 

@@ -10,6 +10,12 @@ Ray is used once, to prepare (featurize) each dataset/split through the normal p
         --variant base= --variant mpnn=model.layer=mpnn --variant wide=model.hidden_dim=300
 
 Each ``--variant NAME=OVERRIDE[;OVERRIDE...]`` is applied on top of ``sweeps/small_data.yaml``.
+With ``--checkpoint builtin:NAME`` (or a run directory) the variants are fine-tuning settings instead,
+applied on top of ``pretrain_transfer.py``'s fine-tuning config (the pretrained backbone and
+featurizer, new heads, ``finetune.*`` as set), so fine-tuning is chosen on validation too:
+
+    python platform/bench/recipe_search.py --checkpoint builtin:graphium-ray-moses-qm9 --datasets lipophilicity \
+        --variant base= --variant bb01=finetune.backbone_lr_ratio=0.1
 Results are appended to ``<output>/recipe_search.jsonl`` (one line per variant, dataset, seed).
 """
 
@@ -28,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from pretrain_transfer import downstream_config  # noqa: E402  (the fine-tuning benchmark's config)
 from vs_chemprop import DATASETS, graphium_config  # noqa: E402  (same configs as the benchmark)
 
 
@@ -35,8 +42,9 @@ def val_metric_name(kind: str) -> tuple[str, str]:
     return ("auroc", "max") if kind == "binary" else ("mae", "min")
 
 
-def train_one(cfg, prepared, threads: int) -> dict:
-    """Fit in one process; returns the selected epoch and its validation loss / mean metric."""
+def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> dict:
+    """Fit in one process (from ``pretrained`` weights when fine-tuning); returns the selected epoch
+    and its validation loss / mean metric."""
     import lightning.pytorch as pl
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -45,6 +53,7 @@ def train_one(cfg, prepared, threads: int) -> dict:
 
     from graphium_ray.data.collate_fn import GraphCollate
     from graphium_ray.nn.build import build_network
+    from graphium_ray.train.finetune import load_pretrained
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
     from graphium_ray.train.selection import metric_value
@@ -56,10 +65,16 @@ def train_one(cfg, prepared, threads: int) -> dict:
     collate = GraphCollate(data.label_widths, data.bond_dim)
     batch_size = cfg.train.batch_size
     seed_everything(cfg.train.seed)
-    net = build_network(cfg.model, data).model
+    built = build_network(cfg.model, data)
+    net = built.model
+    finetune = cfg.finetune if pretrained is not None else None
+    if finetune is not None:
+        load_pretrained(net, pretrained, keep_heads=finetune.heads == "keep_matching")
     tasks = data.task_specs
     steps = -(-split["train"].num_rows // batch_size)
-    module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps)
+    module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps, lr_mult=built.lr_mult,
+                             frozen_epochs=finetune.freeze_backbone_epochs if finetune else 0,
+                             backbone_lr_ratio=finetune.backbone_lr_ratio if finetune else 1.0)  # fmt: skip
 
     class Train:
         def __iter__(self):
@@ -98,12 +113,15 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variant", action="append", required=True, help="NAME=override[;override...]")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--checkpoint", default=None, help="search fine-tuning settings from this pretrained checkpoint")
+    p.add_argument("--finetune-epochs", type=int, default=30, help="with --checkpoint (pretrain_transfer.py's default)")
     args = p.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
 
     from graphium_ray.config import apply_overrides, validate
     from graphium_ray.data.prepare import prepare
+    from graphium_ray.train.finetune import finetune_run_config
 
     if not ray.is_initialized():  # (a test runs this on its session's cluster)
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -115,13 +133,19 @@ def main() -> None:
         for dataset in args.datasets:
             metric, _ = val_metric_name(DATASETS[dataset]["kind"])
             for seed in args.seeds:
-                cfg = validate(apply_overrides(graphium_config(dataset, seed, out, None), overrides), dataset)
+                pretrained = None
+                if args.checkpoint:
+                    work = out / "finetune_search" / dataset / f"seed{seed}"
+                    raw = downstream_config(dataset, seed, out, work, "finetuned", args.finetune_epochs)
+                    cfg, pretrained = finetune_run_config(validate(apply_overrides(raw, overrides), dataset), args.checkpoint)
+                else:
+                    cfg = validate(apply_overrides(graphium_config(dataset, seed, out, None), overrides), dataset)
                 prepared = prepare(cfg.data)
                 started = time.time()
-                best = train_one(cfg, prepared, args.threads)
+                best = train_one(cfg, prepared, args.threads, pretrained)
                 task_metrics = [m[metric] for m in best["val"].values() if metric in m]
                 last_metrics = [m[metric] for m in best["last"]["val"].values() if metric in m]
-                row = {"variant": name, "overrides": overrides, "dataset": dataset, "seed": seed,
+                row = {"variant": name, "overrides": overrides, "checkpoint": args.checkpoint, "dataset": dataset, "seed": seed,
                        "epoch": best["epoch"], "val_loss": best["val_loss"], f"val_{metric}": float(np.mean(task_metrics)),
                        f"last_val_{metric}": float(np.mean(last_metrics)), "last_val_loss": best["last"]["val_loss"],
                        "seconds": round(time.time() - started, 1)}  # fmt: skip
