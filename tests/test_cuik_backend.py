@@ -42,11 +42,15 @@ EDGE_CASES = [
 ]  # fmt: skip
 
 
+UNKEKULIZABLE = "c1cccc1"  # valid syntax, fails sanitization: cuik-molmaker raises (and the batch is split)
+
+
 def _batches() -> list[list[str]]:
     """The reference molecules and the edge cases that parse; those that do not, with a few that do
     (cuik-molmaker rejects that whole batch); real drug-like molecules where molsets is installed."""
     parses = [s for s in EDGE_CASES if parse_ok(s)]
-    batches = [list(REFERENCE_SMILES) + parses, [s for s in EDGE_CASES if not parse_ok(s)] + parses[:3]]
+    bad = [s for s in EDGE_CASES if not parse_ok(s)]
+    batches = [list(REFERENCE_SMILES) + parses, bad + parses[:3], list(REFERENCE_SMILES) + [UNKEKULIZABLE] + parses]
     try:
         from graphium_ray.data.pretrain_data import moses_sample
 
@@ -98,6 +102,13 @@ def _assert_cuik_equals_reference() -> int:
             want, got = reference(molecule_rows(batch)), compiled(molecule_rows(batch))
             for name in want.schema.names:
                 assert got.column(name).equals(want.column(name)), (name, features, k)
+    # one molecule that cuik-molmaker rejects among ~80 (a syntax error never reaches it: it would
+    # crash the process): all but ≤ 16 rows around it are still featurized by cuik-molmaker
+    mixed = batches[2]
+    parts, rejected = [], []
+    compiled._cuik_parts(list(range(len(mixed))), mixed, parts, rejected)
+    assert mixed.index(UNKEKULIZABLE) in rejected and len(rejected) <= 16, rejected
+    assert not any(takes(s, False) for s in ["C1CC", "C(", "[C", "Xx"])  # syntax errors stay on the reference path
     clean = [s for batch in batches for s in batch if takes(s, False) and parse_ok(s)]
     graphs = CuikGraphs(EVERY_FEATURE["atom_onehot"], EVERY_FEATURE["atom_float"], EVERY_FEATURE["bond"])(clean)
     assert graphs is not None  # a batch of valid SMILES is featurized by cuik-molmaker, not by the fallback

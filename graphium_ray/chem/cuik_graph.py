@@ -11,8 +11,9 @@ values of :mod:`graphium_ray.chem.graph` and builds the feature blocks with the 
 so the two paths give identical arrays (``tests/test_cuik_backend.py`` checks every feature, bit for
 bit, in an environment that has cuik-molmaker). Molecules it cannot take are featurized by the
 reference path instead: atom-mapped rows, SMILES with isotope labels (masses) or dative bonds (bond
-orders), empty entries, and every molecule of a batch that cuik-molmaker rejects (an unparsable
-SMILES raises for the whole call; the reference path then reports each row's reason).
+orders), empty entries, and the rows around a SMILES that cuik-molmaker rejects (an unparsable
+SMILES fails the whole call: ``Featurizer`` halves the batch until the rejected part is ≤ 16 rows;
+the reference path then reports each row's reason).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+from rdkit import Chem
 
 from graphium_ray.chem.features import ATOM_ONEHOT_SOURCE, ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE
 from graphium_ray.chem.graph import _DOUBLE_TO_TYPE, GraphArrays, _feature_matrix
@@ -35,6 +37,9 @@ CUIK_BOND_FEATURE = {"bond-type-onehot": "bond-type-float", "stereo": "stereo", 
                      "conjugated": "conjugated"}  # fmt: skip
 STEREO_WIDTH = 7  # cuik-molmaker's stereo one-hot: NONE, ANY, Z, E, CIS, TRANS, other (our STEREO_TABLE order)
 _ISOTOPE = re.compile(r"\[\d")
+_SYNTAX_ONLY = Chem.SmilesParserParams()
+_SYNTAX_ONLY.sanitize = False
+_SYNTAX_ONLY.removeHs = False
 INSTALL_HINT = "pip install 'graphium-ray[cuik]' (cuik-molmaker-pin; it pins rdkit==2026.3.6)"
 
 
@@ -48,9 +53,13 @@ def unsupported_features(onehot: list[str], floats: list[str], bond: list[str]) 
 
 
 def takes(smiles: object, atom_mapped: bool) -> bool:
-    """Whether this row may go to cuik-molmaker (see the module docstring for the others)."""
+    """Whether this row may go to cuik-molmaker (see the module docstring for the others). The SMILES
+    must get through RDKit's parser without sanitization (a quarter of a full parse): cuik-molmaker
+    2026.3.6 crashes the process (segmentation fault) on a SMILES syntax error, where a chemistry
+    error (valence, kekulization) raises."""
     return (isinstance(smiles, str) and bool(smiles.strip()) and not atom_mapped
-            and "<" not in smiles and ">" not in smiles and not _ISOTOPE.search(smiles))  # fmt: skip
+            and "<" not in smiles and ">" not in smiles and not _ISOTOPE.search(smiles)
+            and Chem.MolFromSmiles(smiles, _SYNTAX_ONLY) is not None)  # fmt: skip
 
 
 class CuikGraphs:

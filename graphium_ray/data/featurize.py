@@ -132,15 +132,32 @@ class Featurizer:
         smiles = table.column("smiles").to_pylist()
         mapped = table.column("atom_mapped").to_pylist()
         if self.cuik is not None:
-            fast = [i for i, (s, m) in enumerate(zip(smiles, mapped, strict=True)) if takes(s, bool(m))]
-            graphs = self.cuik([smiles[i] for i in fast]) if fast else None
-            if graphs is not None:
-                taken = set(fast)
-                ok, rest, _ = self._reference_graphs([i for i in range(len(smiles)) if i not in taken], smiles,
-                                                     mapped, reasons)  # fmt: skip
-                ok, merged = merge_in_row_order([(fast, graphs), (ok, rest)])
+            parts: list[tuple[list[int], GraphArrays]] = []
+            rejected: list[int] = []
+            with no_cyclic_gc():
+                fast = [i for i, (s, m) in enumerate(zip(smiles, mapped, strict=True)) if takes(s, bool(m))]
+            self._cuik_parts(fast, smiles, parts, rejected)
+            if parts:
+                taken = {i for rows, _ in parts for i in rows}
+                rest = [i for i in range(len(smiles)) if i not in taken]
+                ok, graphs, _ = self._reference_graphs(rest, smiles, mapped, reasons)
+                ok, merged = merge_in_row_order([*parts, (ok, graphs)])
                 return ok, merged, []
         return self._reference_graphs(range(len(smiles)), smiles, mapped, reasons)
+
+    def _cuik_parts(self, rows: list[int], smiles: list, parts: list, rejected: list[int]) -> None:
+        """cuik-molmaker on ``rows``; a batch it rejects (one unparsable SMILES fails the call) is
+        halved until the rejected rows are few (≤ 16 per bad SMILES; the reference path takes them)."""
+        if not rows:
+            return
+        graphs = self.cuik([smiles[i] for i in rows])
+        if graphs is not None:
+            parts.append((rows, graphs))
+        elif len(rows) <= 16:
+            rejected.extend(rows)
+        else:
+            self._cuik_parts(rows[: len(rows) // 2], smiles, parts, rejected)
+            self._cuik_parts(rows[len(rows) // 2 :], smiles, parts, rejected)
 
     def _reference_graphs(self, rows, smiles: list, mapped: list, reasons: list) -> tuple[list[int], GraphArrays, list]:
         """RDKit's Python API: parse each SMILES, then read atoms and bonds batch-wide."""
