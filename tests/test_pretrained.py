@@ -85,7 +85,9 @@ def test_fingerprint_builtin_is_deterministic_and_is_the_models_embedding(ray_cl
     np.testing.assert_allclose(runs[0], expected, rtol=1e-5, atol=1e-5)
 
 
-def test_finetune_builtin_trains_one_epoch(ray_cluster, tmp_path):
+def test_finetune_builtin_trains_one_epoch_with_descriptor_inputs(ray_cluster, tmp_path):
+    """The backbone (atom/bond inputs included) is the checkpoint's; molecule-level descriptor inputs
+    are the downstream config's choice (read by the new heads, standardized with its own data)."""
     import yaml
 
     from graphium_ray.data.builtin import descriptor_labels, qm9_sample
@@ -93,7 +95,8 @@ def test_finetune_builtin_trains_one_epoch(ray_cluster, tmp_path):
     labels = descriptor_labels(qm9_sample(120, ["SMILES"], offset=7).column("SMILES").to_pylist())
     pq.write_table(pa.table({"smiles": labels["smiles"], "logp": labels["logp"]}), tmp_path / "down.parquet")
     cfg = {"name": "ft_builtin", "data": {"cache_dir": str(tmp_path / "cache"), "num_shards": 2, "datasets": [
-        {"name": "down", "path": str(tmp_path / "down.parquet"), "tasks": [{"columns": ["logp"]}]}]},
+        {"name": "down", "path": str(tmp_path / "down.parquet"), "tasks": [{"columns": ["logp"]}]}],
+        "featurizer": {"molecule": ["rdkit2d"]}},
         "train": {"epochs": 1, "batch_size": 16, "num_workers": 1}, "finetune": {"freeze_backbone_epochs": 1}}  # fmt: skip
     (tmp_path / "ft.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["finetune", BUILTIN, str(tmp_path / "ft.yaml"), "--output", str(tmp_path / "ft")]) == 0
@@ -103,8 +106,9 @@ def test_finetune_builtin_trains_one_epoch(ray_cluster, tmp_path):
     _, _, pre, _ = load_checkpoint(BUILTIN)
     _, _, tuned, _ = load_checkpoint(tmp_path / "ft" / "checkpoint")
     pre_state, tuned_state = pre.state_dict(), tuned.state_dict()
-    backbone = [k for k in tuned_state if not k.startswith("heads.")]
+    backbone = [k for k in tuned_state if not k.startswith(("heads.", "molecule."))]
     assert backbone and all(torch.equal(tuned_state[k], pre_state[k]) for k in backbone)  # frozen for its 1 epoch
+    assert "molecule.mean" not in pre_state and tuned_state["molecule.mean"].shape == (217,)
 
 
 def test_an_unknown_builtin_name_lists_the_shipped_ones(tmp_path, capsys):

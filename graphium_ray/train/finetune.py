@@ -31,6 +31,8 @@ from graphium_ray.data.reader import read_split
 from graphium_ray.train.metrics import task_metrics
 
 HEAD_FIELDS = {"dropout", "head_hidden_dim", "head_layers", "head_norm"}
+DOWNSTREAM_INPUTS = {"backend", "molecule"}  # featurizer fields a fine-tuning config may set
+DOWNSTREAM_MODULES = ("heads.", "molecule.")  # state-dict prefixes the downstream model owns
 ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
@@ -44,8 +46,11 @@ def finetune_run_config(cfg: RunConfig, checkpoint: str | Path) -> tuple[RunConf
         for f in sorted(cfg.model.model_fields_set - HEAD_FIELDS)
         if getattr(cfg.model, f) != getattr(pre_cfg.model, f)
     ]
-    featurizer = FeaturizerConfig.model_validate({**pre_data.featurizer, "backend": cfg.data.featurizer.backend})
-    if cfg.data.featurizer.model_fields_set - {"backend"} and cfg.data.featurizer != featurizer:
+    # the backend (same arrays) and the molecule-level inputs (read next to the pooled embedding, by
+    # the new heads) are the downstream config's; every atom/bond input is the checkpoint's
+    own = cfg.data.featurizer
+    featurizer = FeaturizerConfig.model_validate({**pre_data.featurizer, **own.model_dump(include=DOWNSTREAM_INPUTS)})
+    if own.model_fields_set - DOWNSTREAM_INPUTS and own != featurizer:
         clashes.append("data.featurizer differs from the one the checkpoint was trained with")
     if clashes:
         raise ConfigError("finetune: the backbone comes from the checkpoint; remove or align " + "; ".join(clashes))
@@ -65,13 +70,15 @@ def finetune_loop_config(cfg: RunConfig, state_dict: dict) -> dict:
 
 def load_pretrained(net: torch.nn.Module, pretrained: dict, keep_heads: bool) -> None:
     """Backbone weights (and, with ``keep_heads``, every head of the same name and shape) from a
-    pretrained state dict into ``net``; a backbone weight the checkpoint lacks is an error."""
+    pretrained state dict into ``net``; a backbone weight the checkpoint lacks is an error. The
+    molecule-level input standardization (``molecule.*``) is the downstream data's."""
     own = net.state_dict()
     load = {
         k: v for k, v in pretrained.items()
-        if k in own and own[k].shape == v.shape and (not k.startswith("heads.") or keep_heads)
+        if k in own and own[k].shape == v.shape and not k.startswith("molecule.")
+        and (not k.startswith("heads.") or keep_heads)
     }  # fmt: skip
-    missing_backbone = [k for k in own if not k.startswith("heads.") and k not in load]
+    missing_backbone = [k for k in own if not k.startswith(DOWNSTREAM_MODULES) and k not in load]
     if missing_backbone:
         raise ValueError(f"the pretrained checkpoint lacks backbone weights {missing_backbone[:5]}")
     net.load_state_dict(load, strict=False)
