@@ -49,7 +49,7 @@ def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_
     (measured: 2.2 GB of reader processes while the 194k-molecule MOSES val split materialized).
     """
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
-    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS, concurrency=readers(paths),
+    return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS, compute=ray.data.TaskPoolStrategy(size=readers(paths)),
                           fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch, "with_path": with_path})  # fmt: skip
 
 
@@ -68,4 +68,4 @@ def read_split(featurized_dir: str | Path, split: str, keep_key: bool = False) -
     files = featurized_files(featurized_dir)
     ds = read_parquet_files(files, rows_per_batch=1024)
     return ds.map_batches(keep_split, fn_kwargs={"split": split, "keep_key": keep_key}, batch_format="pyarrow",
-                          num_cpus=TASK_CPUS, concurrency=readers(files))  # the reader's limit: fused with it
+                          num_cpus=TASK_CPUS, compute=ray.data.TaskPoolStrategy(size=readers(files)))  # fused with the reader

@@ -42,11 +42,14 @@ BUILTIN = "builtin:graphium-ray-moses-qm9"
 VARIANTS = ("finetuned", "scratch", "probe", "chemprop")
 
 
-def downstream_config(name: str, seed: int, splits_dir: Path, work: Path, variant: str, finetune_epochs: int) -> dict:
-    """The small-data recipe on one dataset/seed without molecule-level descriptors; for the
-    pretrained variants, the ``finetune`` section and fine-tuning's epochs."""
+def downstream_config(name: str, seed: int, splits_dir: Path, work: Path, variant: str, finetune_epochs: int,
+                      descriptors: bool = False) -> dict:  # fmt: skip
+    """The small-data recipe on one dataset/seed, without its molecule-level descriptor inputs unless
+    ``descriptors`` (never for the probe); for the pretrained variants, the ``finetune`` section and
+    fine-tuning's epochs."""
     raw = vc.graphium_config(name, seed, splits_dir, None)
-    raw["data"]["featurizer"].pop("molecule", None)
+    if not descriptors or variant == "probe":
+        raw["data"]["featurizer"].pop("molecule", None)
     if not raw["data"]["featurizer"]:
         raw["data"].pop("featurizer")
     raw["data"]["cache_dir"] = str(work.parents[2] / "cache")
@@ -72,7 +75,7 @@ def run_variant(name: str, seed: int, variant: str, args) -> dict:
     from graphium_ray.train.driver import run_training
     from graphium_ray.train.finetune import finetune_loop_config, finetune_run_config, linear_probe
 
-    raw = downstream_config(name, seed, splits_dir, work, variant, args.finetune_epochs)
+    raw = downstream_config(name, seed, splits_dir, work, variant, args.finetune_epochs, args.descriptors)
     cfg = validate(apply_overrides(raw, args.finetune_set) if variant == "finetuned" else raw, name)
     extra = None
     if variant in ("finetuned", "probe"):
@@ -96,6 +99,16 @@ def run_variant(name: str, seed: int, variant: str, args) -> dict:
     result_file.parent.mkdir(parents=True, exist_ok=True)
     result_file.write_text(json.dumps(result))
     return result
+
+
+def reuse_scratch(source: Path, out: Path, datasets: list[str], seeds: list[int]) -> None:
+    """Copy ``source/<dataset>/seed<k>/result.json`` to ``out/scratch/...`` (noting where from)."""
+    for name in datasets:
+        for seed in seeds:
+            found, target = source / name / f"seed{seed}" / "result.json", out / "scratch" / name / f"seed{seed}" / "result.json"
+            if found.exists() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(json.dumps({**json.loads(found.read_text()), "reused_from": str(found)}))
 
 
 def summarize(results: dict) -> str:
@@ -135,10 +148,18 @@ def main() -> None:
     p.add_argument("--finetune-epochs", type=int, default=30)
     p.add_argument("--finetune-set", action="append", default=[], metavar="KEY=VALUE",
                    help="fine-tuning settings on top of the defaults (chosen with recipe_search.py --checkpoint)")
+    p.add_argument("--descriptors", action="store_true",
+                   help="fine-tuned and scratch models also read RDKit 2D descriptors (featurizer.molecule: "
+                        "[rdkit2d]); scratch is then exactly sweeps/small_data.yaml")  # fmt: skip
+    p.add_argument("--reuse-scratch", default=None, metavar="DIR",
+                   help="take scratch results already run with the same config (e.g. vs_chemprop.py's "
+                        "runs/vs_chemprop/graphium with --descriptors) instead of training them again")  # fmt: skip
     p.add_argument("--num-cpus", type=int, default=None)
     args = p.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if args.reuse_scratch:
+        reuse_scratch(Path(args.reuse_scratch), out, args.datasets, args.seeds)
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     sys.path.insert(0, str(ROOT))
@@ -160,7 +181,8 @@ def main() -> None:
                     results.setdefault(name, {}).setdefault(variant, {})[str(seed)] = json.loads(path.read_text())
     (out / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
-    settings = "fine-tuning settings on top of the defaults: " + (", ".join(args.finetune_set) or "none")
+    settings = ("fine-tuning settings on top of the defaults: " + (", ".join(args.finetune_set) or "none")
+                + f"; descriptor inputs (rdkit2d) for fine-tuned and scratch: {'yes' if args.descriptors else 'no'}")
     (out / "results.md").write_text(settings + "\n\n" + table + "\n")
     print(table)
 
