@@ -147,6 +147,25 @@ def test_recipe_search_chooses_fine_tuning_settings_from_the_builtin_model(ray_c
     assert not any("test" in key for key in row)
 
 
+def test_pretrain_transfer_reuses_scratch_runs_without_overwriting(tmp_path):
+    """--reuse-scratch: the small-data recipe's runs stand in for 'scratch + descriptors', marked as
+    reused; a scratch result already in the output is kept."""
+    import runpy
+
+    reuse_scratch = runpy.run_path(str(ROOT / "platform/bench/pretrain_transfer.py"))["reuse_scratch"]
+    for seed, auroc in ((0, 0.9), (1, 0.8)):
+        (tmp_path / "src" / "bbbp" / f"seed{seed}").mkdir(parents=True)
+        (tmp_path / "src" / "bbbp" / f"seed{seed}" / "result.json").write_text(json.dumps({"auroc": auroc}))
+    kept = tmp_path / "out" / "scratch" / "bbbp" / "seed1" / "result.json"
+    kept.parent.mkdir(parents=True)
+    kept.write_text(json.dumps({"auroc": 0.7}))
+    reuse_scratch(tmp_path / "src", tmp_path / "out", ["bbbp", "esol"], [0, 1, 2])
+    copied = json.loads((tmp_path / "out" / "scratch" / "bbbp" / "seed0" / "result.json").read_text())
+    assert copied["auroc"] == 0.9 and copied["reused_from"].endswith("bbbp/seed0/result.json")
+    assert json.loads(kept.read_text()) == {"auroc": 0.7}
+    assert not (tmp_path / "out" / "scratch" / "esol").exists() and not (tmp_path / "out" / "scratch" / "bbbp" / "seed2").exists()
+
+
 @needs_shared_data
 def test_pretrain_transfer_scores_the_builtin_models_probe_on_a_scaffold_split(ray_cluster, tmp_path):
     """The linear probe of builtin:graphium-ray-moses-qm9 on FreeSolv's scaffold split 0 (written into

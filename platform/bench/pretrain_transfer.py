@@ -181,7 +181,8 @@ def main() -> None:
                     results.setdefault(name, {}).setdefault(variant, {})[str(seed)] = json.loads(path.read_text())
     (out / "results.json").write_text(json.dumps(results, indent=1))
     table = summarize(results)
-    settings = ("fine-tuning settings on top of the defaults: " + (", ".join(args.finetune_set) or "none")
+    settings = (f"fine-tuning epochs: {args.finetune_epochs}; settings on top of the defaults: "
+                + (", ".join(args.finetune_set) or "none")
                 + f"; descriptor inputs (rdkit2d) for fine-tuned and scratch: {'yes' if args.descriptors else 'no'}")
     (out / "results.md").write_text(settings + "\n\n" + table + "\n")
     print(table)
