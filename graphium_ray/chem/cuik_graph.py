@@ -5,8 +5,8 @@ API, a whole batch per call, with no Python object per atom. It is an optional e
 (``pip install 'graphium-ray[cuik]'``): its wheel pins ``rdkit==2026.3.6``, so it is imported only
 here, lazily, with a clear message when absent.
 
-cuik-molmaker returns Graphium-style *raw* values (atomic number / 5, degree, charge, hybridization
-and chirality codes, bond order, a stereo one-hot, ...); this module decodes them into the raw
+cuik-molmaker returns Graphium-style *raw* values (atomic number / 5, charge, hybridization code,
+bond order, a stereo one-hot, ...); this module decodes them into the raw
 values of :mod:`graphium_ray.chem.graph` and builds the feature blocks with the *same* lookup tables,
 so the two paths give identical arrays (``tests/test_cuik_backend.py`` checks every feature, bit for
 bit, in an environment that has cuik-molmaker). Molecules it cannot take are featurized by the
@@ -23,16 +23,16 @@ import re
 import numpy as np
 from rdkit import Chem
 
-from graphium_ray.chem.features import ATOM_ONEHOT_SOURCE, ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE
-from graphium_ray.chem.graph import _DOUBLE_TO_TYPE, GraphArrays, _feature_matrix
+from graphium_ray.chem.features import ATOM_FLOAT_SOURCE, ATOM_ONEHOT_SOURCE, ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE
+from graphium_ray.chem.graph import BOND_ORDER_TO_TYPE, GraphArrays, feature_matrix
 
-# our raw value -> cuik-molmaker's float atom feature holding it ("deg", the explicit neighbours, is
-# counted from the edges: cuik-molmaker's "degree" includes implicit hydrogens; any column stands in).
-# Not provided: "chi" (cuik-molmaker's chirality code is not RDKit's chiral tag: the same tag comes out
-# as 0 in one molecule and 1 in another) and "hs".
-CUIK_ATOM_FEATURE = {"z": "atomic-number", "deg": "in-ring", "chg": "formal-charge", "rad": "radical-electron",
-                     "aro": "aromatic", "ring": "in-ring", "mass": "mass", "val": "total-valence",
-                     "hyb": "hybridization"}  # fmt: skip
+# our raw value -> cuik-molmaker's float atom feature holding it. "deg" (explicit neighbours) is
+# counted from the edges instead: cuik-molmaker's "degree" includes implicit hydrogens. Not provided:
+# "chi" (cuik-molmaker's chirality code is not RDKit's chiral tag: the same tag comes out as 0 in one
+# molecule and 1 in another) and "hs".
+CUIK_ATOM_FEATURE = {"z": "atomic-number", "chg": "formal-charge", "rad": "radical-electron", "aro": "aromatic",
+                     "ring": "in-ring", "mass": "mass", "val": "total-valence", "hyb": "hybridization"}  # fmt: skip
+FROM_EDGES = {"deg"}
 CUIK_BOND_FEATURE = {"bond-type-onehot": "bond-type-float", "stereo": "stereo", "in-ring": "in-ring",
                      "conjugated": "conjugated"}  # fmt: skip
 STEREO_WIDTH = 7  # cuik-molmaker's stereo one-hot: NONE, ANY, Z, E, CIS, TRANS, other (our STEREO_TABLE order)
@@ -45,10 +45,9 @@ INSTALL_HINT = "pip install 'graphium-ray[cuik]' (cuik-molmaker-pin; it pins rdk
 
 def unsupported_features(onehot: list[str], floats: list[str], bond: list[str]) -> list[str]:
     """Configured features cuik-molmaker does not provide (those need the reference backend)."""
-    from graphium_ray.chem.features import ATOM_FLOAT_SOURCE
-
-    atom = [n for n in onehot if ATOM_ONEHOT_SOURCE[n] not in CUIK_ATOM_FEATURE]
-    atom += [n for n in floats if ATOM_FLOAT_SOURCE[n] not in CUIK_ATOM_FEATURE]
+    provided = CUIK_ATOM_FEATURE.keys() | FROM_EDGES
+    atom = [n for n in onehot if ATOM_ONEHOT_SOURCE[n] not in provided]
+    atom += [n for n in floats if ATOM_FLOAT_SOURCE[n] not in provided]
     return atom + [n for n in bond if n not in CUIK_BOND_FEATURE]
 
 
@@ -71,15 +70,14 @@ class CuikGraphs:
             import cuik_molmaker
         except ImportError as err:
             raise ImportError(f"featurizer.backend: cuik needs cuik-molmaker: {INSTALL_HINT}") from err
-        from graphium_ray.chem.features import ATOM_FLOAT_SOURCE
-
         missing = unsupported_features(onehot, floats, bond)
         if missing:
             raise ValueError(f"featurizer.backend: cuik does not provide {missing}; use backend: rdkit")
         self._cuik = cuik_molmaker
         self.onehot, self.floats, self.bond = onehot, floats, bond
-        raw = [ATOM_ONEHOT_SOURCE[n] for n in onehot] + [ATOM_FLOAT_SOURCE[n] for n in floats]
-        self.atom_raw = list(dict.fromkeys(raw))  # the raw values to ask for, each once, in this column order
+        raw = ["z"] + [ATOM_ONEHOT_SOURCE[n] for n in onehot] + [ATOM_FLOAT_SOURCE[n] for n in floats]
+        # the raw values to ask for, each once, in this column order (always one: the atoms are counted)
+        self.atom_raw = [key for key in dict.fromkeys(raw) if key not in FROM_EDGES]
         self.float_raw = [ATOM_FLOAT_SOURCE[n] for n in floats]
         self._no_onehots = cuik_molmaker.atom_onehot_feature_names_to_array([])
         self._atom = cuik_molmaker.atom_float_feature_names_to_array([CUIK_ATOM_FEATURE[k] for k in self.atom_raw])
@@ -96,11 +94,10 @@ class CuikGraphs:
         if not num_nodes.all():  # a molecule without atoms: leave it to the reference path's checks
             return None
         raw = {key: self._decode_atom(key, atom[:, j]) for j, key in enumerate(self.atom_raw)}
-        if "deg" in raw:
-            raw["deg"] = np.bincount(edge_index[0], minlength=atom.shape[0]).astype(np.int64)
+        raw["deg"] = np.bincount(edge_index[0], minlength=atom.shape[0]).astype(np.int64)
         blocks = [(ATOM_ONEHOT_TABLES[n], raw[ATOM_ONEHOT_SOURCE[n]]) for n in self.onehot]
         blocks += [(None, raw[key]) for key in self.float_raw]
-        x = _feature_matrix(blocks, atom.shape[0])
+        x = feature_matrix(blocks, atom.shape[0])
         per_edge = self._bond_blocks(bond)
         node_start = np.cumsum(num_nodes) - num_nodes
         edge_mol = np.repeat(np.arange(len(smiles)), num_nodes)[edge_index[0]]
@@ -127,17 +124,17 @@ class CuikGraphs:
             start += width
         orders = bond[:, column["bond-type-float"]][:, 0]
         btype = np.full(len(bond), -1, dtype=np.int64)
-        for order, value in _DOUBLE_TO_TYPE.items():
+        for order, value in BOND_ORDER_TO_TYPE.items():
             btype[orders == order] = value
         blocks = []
         for name in self.bond:
             if name == "bond-type-onehot":
                 blocks.append((BOND_TYPE_TABLE, btype))
-            elif name == "stereo":  # already our one-hot (same order); argmax keeps _feature_matrix's layout
+            elif name == "stereo":  # already our one-hot (same order); argmax keeps feature_matrix's layout
                 blocks.append((np.arange(STEREO_WIDTH), np.argmax(bond[:, column["stereo"]], axis=1)))
             else:
                 blocks.append((None, bond[:, column[CUIK_BOND_FEATURE[name]]][:, 0] != 0))
-        return _feature_matrix(blocks, len(bond))
+        return feature_matrix(blocks, len(bond))
 
 
 def merge_in_row_order(parts: list[tuple[list[int], GraphArrays]]) -> tuple[list[int], GraphArrays]:

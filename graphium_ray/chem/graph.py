@@ -129,7 +129,7 @@ _A, _B = Chem.Atom, Chem.Bond
 # calls themselves). Degree and ring membership come from the bonds (no per-atom call). Which raw
 # value each feature reads is defined with the feature, in chem/features.py.
 # bond order as a double → BondType value, for bonds read without the (slow) enum getter
-_DOUBLE_TO_TYPE = {1.0: int(Chem.BondType.SINGLE), 1.5: int(Chem.BondType.AROMATIC),
+BOND_ORDER_TO_TYPE = {1.0: int(Chem.BondType.SINGLE), 1.5: int(Chem.BondType.AROMATIC),
                    2.0: int(Chem.BondType.DOUBLE), 3.0: int(Chem.BondType.TRIPLE),
                    4.0: int(Chem.BondType.QUADRUPLE)}  # fmt: skip
 _DOUBLE = int(Chem.BondType.DOUBLE)
@@ -139,7 +139,7 @@ def _ints(getter, objects: list) -> np.ndarray:
     return np.fromiter(map(getter, objects), dtype=np.int64, count=len(objects))
 
 
-def _feature_matrix(blocks: list[tuple[np.ndarray | None, np.ndarray]], rows: int) -> np.ndarray:
+def feature_matrix(blocks: list[tuple[np.ndarray | None, np.ndarray]], rows: int) -> np.ndarray:
     """(rows, F) float32 from blocks in order: ``(table, raw ints)`` is a one-hot block through the
     lookup table (out-of-range values → the "other" column), ``(None, values)`` one value column.
     One allocation and one scatter per block for the whole batch."""
@@ -210,7 +210,7 @@ def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], 
             raw[key] = _ints(ATOM_RAW_GETTERS[key], atoms)
     blocks = [(ATOM_ONEHOT_TABLES[n], raw[ATOM_ONEHOT_SOURCE[n]]) for n in onehot]
     blocks += [(None, raw[ATOM_FLOAT_SOURCE[f]]) for f in floats]
-    x = _feature_matrix(blocks, n_atoms)
+    x = feature_matrix(blocks, n_atoms)
     needs_type = bool({"bond-type-onehot", "stereo"} & set(bond_feats))
     btype = _bond_types(bonds, num_bonds, plain_bond_orders) if needs_type else None
     bond_blocks = {
@@ -219,7 +219,7 @@ def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], 
         "in-ring": lambda: (None, bond_ring),
         "conjugated": lambda: (None, np.fromiter(map(_B.GetIsConjugated, bonds), dtype=bool, count=len(bonds))),
     }
-    per_bond = _feature_matrix([bond_blocks[n]() for n in bond_feats], len(bonds))
+    per_bond = feature_matrix([bond_blocks[n]() for n in bond_feats], len(bonds))
     edge_index = np.empty((2, 2 * len(bonds)), dtype=np.int64)
     edge_index[0, 0::2] = edge_index[1, 1::2] = begin
     edge_index[1, 0::2] = edge_index[0, 1::2] = end
@@ -232,7 +232,7 @@ def _bond_types(bonds: list[Chem.Bond], num_bonds: np.ndarray, plain: list[bool]
         return _ints(_B.GetBondType, bonds)
     orders = np.fromiter(map(_B.GetBondTypeAsDouble, bonds), dtype=np.float64, count=len(bonds))
     types = np.full(len(bonds), -1, dtype=np.int64)
-    for order, value in _DOUBLE_TO_TYPE.items():
+    for order, value in BOND_ORDER_TO_TYPE.items():
         types[orders == order] = value
     exact = ~np.repeat(np.asarray(plain, dtype=bool), num_bonds) | (types < 0)
     for i in np.flatnonzero(exact):
