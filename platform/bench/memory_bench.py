@@ -245,19 +245,19 @@ def run_child(code: str, args: list[str], what: str) -> tuple[dict, TreeSampler]
 
 
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",
-            train_epoch: bool = False, timeline: Path | None = None) -> dict:  # fmt: skip
+            train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit") -> dict:  # fmt: skip
     inputs = work / f"in_{source}_{size}"
     if not inputs.is_dir():
         (write_moses_input if source == "moses" else write_qm9_input)(size, inputs)
-    cache = work / f"cache_{source}_{size}_{num_shards}_{num_cpus}cpu"
-    cfg = {"data": {"cache_dir": str(cache), "num_shards": num_shards,
+    cache = work / f"cache_{source}_{size}_{num_shards}_{num_cpus}cpu_{backend}"  # (the cache key ignores the backend)
+    cfg = {"data": {"cache_dir": str(cache), "num_shards": num_shards, "featurizer": {"backend": backend},
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
            "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
     started = time.time()
     result, sampler = run_child(CHILD_PREPARE, [json.dumps(cfg), str(num_cpus), str(cap_mb)], f"prepare of {size} molecules")
     summary = sampler.summary()
-    out = {"source": source, "molecules": size, "num_shards": num_shards, "object_store_cap_mb": cap_mb,
+    out = {"source": source, "backend": backend, "molecules": size, "num_shards": num_shards, "object_store_cap_mb": cap_mb,
            "peak_pss_mb": summary["peak_pss_mb"], "wall_seconds": round(time.time() - started, 1), **result,
            "molecules_per_s": round(size / result["prepare_seconds"]), "prepare_memory": summary}  # fmt: skip
     timelines = {"prepare": sampler.samples}
@@ -281,6 +281,8 @@ def main() -> None:
     p.add_argument("--object-store-cap-mb", type=float, default=0.0, help="cap Ray Data's object store use (0: Ray's default)")
     p.add_argument("--train-epoch", action="store_true", help="then one training epoch streaming from the cache")
     p.add_argument("--timeline", default=None, help="folder for per-sample PSS timelines (JSON per size)")
+    p.add_argument("--backend", choices=["rdkit", "cuik"], default="rdkit",
+                   help="featurizer.backend (cuik: run this script with cuik-molmaker's environment, BENCHMARKS.md section 1)")
     args = p.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -290,7 +292,7 @@ def main() -> None:
         if timeline is not None:
             timeline.parent.mkdir(parents=True, exist_ok=True)
         runs.append(measure(size, args.num_cpus, work, args.num_shards, args.object_store_cap_mb, args.source,
-                            args.train_epoch, timeline))  # fmt: skip
+                            args.train_epoch, timeline, args.backend))  # fmt: skip
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
