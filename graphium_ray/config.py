@@ -154,8 +154,9 @@ class FeaturizerConfig(StrictModel):
             return self
         from graphium_ray.chem.cuik_graph import unsupported_features
 
-        problems = [f"feature(s) {missing}" for missing in [unsupported_features(self.atom_onehot, self.atom_float,
-                                                                                  self.bond)] if missing]  # fmt: skip
+        problems = []
+        missing = unsupported_features(self.atom_onehot, self.atom_float, self.bond)
+        problems += [f"feature(s) {missing}"] if missing else []
         problems += [f"hydrogens: {self.hydrogens}"] if self.hydrogens != "implicit" else []
         problems += [f"molecule: {self.molecule} (descriptors need RDKit molecules)"] if self.molecule else []
         if problems:

@@ -105,8 +105,8 @@ def _assert_cuik_equals_reference() -> int:
     # one molecule that cuik-molmaker rejects among ~80 (a syntax error never reaches it: it would
     # crash the process): all but ≤ 16 rows around it are still featurized by cuik-molmaker
     mixed = batches[2]
-    parts, rejected = [], []
-    compiled._cuik_parts(list(range(len(mixed))), mixed, parts, rejected)
+    parts = compiled._cuik_parts(list(range(len(mixed))), mixed)
+    rejected = sorted(set(range(len(mixed))) - {i for rows, _ in parts for i in rows})
     assert mixed.index(UNKEKULIZABLE) in rejected and len(rejected) <= 16, rejected
     assert not any(takes(s, False) for s in ["C1CC", "C(", "[C", "Xx"])  # syntax errors stay on the reference path
     clean = [s for batch in batches for s in batch if takes(s, False) and parse_ok(s)]

@@ -24,7 +24,7 @@ import numpy as np
 from rdkit import Chem
 
 from graphium_ray.chem.features import ATOM_FLOAT_SOURCE, ATOM_ONEHOT_SOURCE, ATOM_ONEHOT_TABLES, BOND_TYPE_TABLE
-from graphium_ray.chem.graph import BOND_ORDER_TO_TYPE, GraphArrays, feature_matrix
+from graphium_ray.chem.graph import BOND_ORDER_TO_TYPE, GraphArrays, feature_matrix, may_hold_dative_bonds
 
 # our raw value -> cuik-molmaker's float atom feature holding it. "deg" (explicit neighbours) is
 # counted from the edges instead: cuik-molmaker's "degree" includes implicit hydrogens. Not provided:
@@ -57,7 +57,7 @@ def takes(smiles: object, atom_mapped: bool) -> bool:
     2026.3.6 crashes the process (segmentation fault) on a SMILES syntax error, where a chemistry
     error (valence, kekulization) raises."""
     return (isinstance(smiles, str) and bool(smiles.strip()) and not atom_mapped
-            and "<" not in smiles and ">" not in smiles and not _ISOTOPE.search(smiles)
+            and not may_hold_dative_bonds(smiles) and not _ISOTOPE.search(smiles)
             and Chem.MolFromSmiles(smiles, _SYNTAX_ONLY) is not None)  # fmt: skip
 
 
@@ -74,15 +74,18 @@ class CuikGraphs:
         if missing:
             raise ValueError(f"featurizer.backend: cuik does not provide {missing}; use backend: rdkit")
         self._cuik = cuik_molmaker
-        self.onehot, self.floats, self.bond = onehot, floats, bond
+        self.onehot, self.bond = onehot, bond
         raw = ["z"] + [ATOM_ONEHOT_SOURCE[n] for n in onehot] + [ATOM_FLOAT_SOURCE[n] for n in floats]
         # the raw values to ask for, each once, in this column order (always one: the atoms are counted)
         self.atom_raw = [key for key in dict.fromkeys(raw) if key not in FROM_EDGES]
         self.float_raw = [ATOM_FLOAT_SOURCE[n] for n in floats]
         self._no_onehots = cuik_molmaker.atom_onehot_feature_names_to_array([])
         self._atom = cuik_molmaker.atom_float_feature_names_to_array([CUIK_ATOM_FEATURE[k] for k in self.atom_raw])
-        self._bond_names = list(dict.fromkeys(["bond-type-float", *(CUIK_BOND_FEATURE[n] for n in bond)]))
-        self._bond = cuik_molmaker.bond_feature_names_to_array(self._bond_names)
+        bond_names = list(dict.fromkeys(["bond-type-float", *(CUIK_BOND_FEATURE[n] for n in bond)]))
+        self._bond = cuik_molmaker.bond_feature_names_to_array(bond_names)
+        widths = [STEREO_WIDTH if name == "stereo" else 1 for name in bond_names]
+        starts = np.cumsum([0, *widths[:-1]]).tolist()
+        self._bond_column = {name: slice(a, a + w) for name, a, w in zip(bond_names, starts, widths, strict=True)}
 
     def __call__(self, smiles: list[str]) -> GraphArrays | None:
         try:
@@ -116,12 +119,8 @@ class CuikGraphs:
         return values.astype(np.int64)
 
     def _bond_blocks(self, bond: np.ndarray) -> np.ndarray:
-        """(E, F_bond) in our column layout; cuik-molmaker's columns are in ``self._bond_names`` order."""
-        column, start = {}, 0
-        for name in self._bond_names:
-            width = STEREO_WIDTH if name == "stereo" else 1
-            column[name] = slice(start, start + width)
-            start += width
+        """(E, F_bond) in our column layout from cuik-molmaker's columns (``self._bond_column``)."""
+        column = self._bond_column
         orders = bond[:, column["bond-type-float"]][:, 0]
         btype = np.full(len(bond), -1, dtype=np.int64)
         for order, value in BOND_ORDER_TO_TYPE.items():

@@ -47,6 +47,12 @@ class MolGraph(NamedTuple):
         return int(self.edge_index.shape[1])
 
 
+def may_hold_dative_bonds(smiles: str) -> bool:
+    """A SMILES with ``->`` / ``<-``: its bond types cannot be read from bond orders (a dative bond's
+    order is 1, like a single bond's)."""
+    return ">" in smiles or "<" in smiles
+
+
 class ParseError(ValueError):
     """A SMILES that RDKit cannot turn into a valid molecule; the message is the reason."""
 

@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from graphium_ray.chem.cuik_graph import CuikGraphs, merge_in_row_order, takes
 from graphium_ray.chem.descriptors import molecule_feature_names, molecule_features
-from graphium_ray.chem.graph import GraphArrays, ParseError, mols_to_graphs, no_cyclic_gc, parse_smiles
+from graphium_ray.chem.graph import (
+    GraphArrays,
+    ParseError,
+    may_hold_dative_bonds,
+    mols_to_graphs,
+    no_cyclic_gc,
+    parse_smiles,
+)
 from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
 
@@ -132,11 +139,9 @@ class Featurizer:
         smiles = table.column("smiles").to_pylist()
         mapped = table.column("atom_mapped").to_pylist()
         if self.cuik is not None:
-            parts: list[tuple[list[int], GraphArrays]] = []
-            rejected: list[int] = []
             with no_cyclic_gc():
                 fast = [i for i, (s, m) in enumerate(zip(smiles, mapped, strict=True)) if takes(s, bool(m))]
-            self._cuik_parts(fast, smiles, parts, rejected)
+            parts = self._cuik_parts(fast, smiles)
             if parts:
                 taken = {i for rows, _ in parts for i in rows}
                 rest = [i for i in range(len(smiles)) if i not in taken]
@@ -145,19 +150,19 @@ class Featurizer:
                 return ok, merged, []
         return self._reference_graphs(range(len(smiles)), smiles, mapped, reasons)
 
-    def _cuik_parts(self, rows: list[int], smiles: list, parts: list, rejected: list[int]) -> None:
-        """cuik-molmaker on ``rows``; a batch it rejects (one unparsable SMILES fails the call) is
-        halved until the rejected rows are few (≤ 16 per bad SMILES; the reference path takes them)."""
+    def _cuik_parts(self, rows: list[int], smiles: list) -> list[tuple[list[int], GraphArrays]]:
+        """cuik-molmaker's graphs of ``rows``, as (rows, graphs) parts; a batch it rejects (one bad
+        molecule fails the call) is halved until the rows left out are few (≤ 16 per bad molecule;
+        the reference path takes them)."""
         if not rows:
-            return
+            return []
         graphs = self.cuik([smiles[i] for i in rows])
         if graphs is not None:
-            parts.append((rows, graphs))
-        elif len(rows) <= 16:
-            rejected.extend(rows)
-        else:
-            self._cuik_parts(rows[: len(rows) // 2], smiles, parts, rejected)
-            self._cuik_parts(rows[len(rows) // 2 :], smiles, parts, rejected)
+            return [(rows, graphs)]
+        if len(rows) <= 16:
+            return []
+        half = len(rows) // 2
+        return self._cuik_parts(rows[:half], smiles) + self._cuik_parts(rows[half:], smiles)
 
     def _reference_graphs(self, rows, smiles: list, mapped: list, reasons: list) -> tuple[list[int], GraphArrays, list]:
         """RDKit's Python API: parse each SMILES, then read atoms and bonds batch-wide."""
@@ -167,7 +172,7 @@ class Featurizer:
                 try:
                     mols.append(parse_smiles(smiles[i], hydrogens=self.cfg.hydrogens, atom_mapped=bool(mapped[i])))
                     ok.append(i)
-                    plain.append(">" not in smiles[i] and "<" not in smiles[i])  # no dative bonds
+                    plain.append(not may_hold_dative_bonds(smiles[i]))
                 except ParseError as err:
                     reasons[i] = f"unparsable SMILES: {err}"
             return ok, mols_to_graphs(mols, *self.features, plain_bond_orders=plain), mols

@@ -168,7 +168,7 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
     module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, steps, epoch_offset=state["epoch"],
                              step_offset=state["global_step"], compile_net=cfg.train.compile,
                              frozen_epochs=finetune["freeze_backbone_epochs"] if finetune else 0,
-                             backbone_lr_ratio=finetune.get("backbone_lr_ratio", 1.0) if finetune else 1.0,
+                             backbone_lr_ratio=finetune["backbone_lr_ratio"] if finetune else 1.0,
                              lr_mult=built.lr_mult)  # fmt: skip
     module.optimizer_state = optimizer_state
     module.ema = best.pop("ema", None)

@@ -174,8 +174,7 @@ class MultiTaskModule(pl.LightningModule):
         def backbone(step: int) -> float:
             return 0.0 if self.global_epoch < self.frozen_epochs else self.backbone_lr_ratio * schedule(step)
 
-        tuned = self.frozen_epochs or self.backbone_lr_ratio != 1.0
-        lambdas = [backbone if g["backbone"] and tuned else schedule for g in optimizer.param_groups]
+        lambdas = [backbone if g["backbone"] else schedule for g in optimizer.param_groups]
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
