@@ -14,10 +14,14 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from graphium_ray.chem.cuik_graph import merge_in_row_order
 from graphium_ray.chem.graph import mols_to_graphs, parse_smiles
+from graphium_ray.cli import main
 from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES
 from graphium_ray.data.featurize import Featurizer, molecule_rows
@@ -85,9 +89,17 @@ def test_cuik_backend_refuses_what_it_cannot_compute():
 
 
 @pytest.mark.skipif(HAS_CUIK, reason="cuik-molmaker is installed here")
-def test_cuik_backend_without_the_package_says_how_to_install_it():
+def test_cuik_backend_without_the_package_says_how_to_install_it(ray_cluster, tmp_path, capsys):
     with pytest.raises(ImportError, match=r"graphium-ray\[cuik\]"):
         Featurizer(FeaturizerConfig(backend="cuik"), 0, 0)
+    # through the CLI: one line before any Ray work, not a traceback from every featurize actor
+    pq.write_table(pa.table({"smiles": ["CCO", "c1ccccc1"], "y": [1.0, 2.0]}), tmp_path / "m.parquet")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"data": {"cache_dir": str(tmp_path / "cache"), "datasets": [
+        {"name": "d", "path": str(tmp_path / "m.parquet"), "tasks": [{"columns": ["y"]}]}],
+        "featurizer": {"backend": "cuik"}}}))  # fmt: skip
+    assert main(["prepare", str(tmp_path / "c.yaml"), "--num-cpus", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: data.featurizer.backend: cuik needs cuik-molmaker") and "[cuik]" in err[-1]
 
 
 def _assert_cuik_equals_reference() -> int:

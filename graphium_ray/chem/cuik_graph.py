@@ -43,6 +43,13 @@ _SYNTAX_ONLY.removeHs = False
 INSTALL_HINT = "pip install 'graphium-ray[cuik]' (cuik-molmaker-pin; it pins rdkit==2026.3.6)"
 
 
+def installed() -> bool:
+    """Whether cuik-molmaker can be imported here (found without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("cuik_molmaker") is not None
+
+
 def unsupported_features(onehot: list[str], floats: list[str], bond: list[str]) -> list[str]:
     """Configured features cuik-molmaker does not provide (those need the reference backend)."""
     provided = CUIK_ATOM_FEATURE.keys() | FROM_EDGES

@@ -21,6 +21,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import ray
 
+from graphium_ray.chem.cuik_graph import INSTALL_HINT as CUIK_INSTALL_HINT
+from graphium_ray.chem.cuik_graph import installed as cuik_installed
 from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
@@ -294,6 +296,8 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     if (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
         return _usable(PreparedData.load(root), sources)
+    if cfg.featurizer.backend == "cuik" and not cuik_installed():  # one line here, not a traceback per actor
+        raise ConfigError(f"data.featurizer.backend: cuik needs cuik-molmaker, not installed: {CUIK_INSTALL_HINT}")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
