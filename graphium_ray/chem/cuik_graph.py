@@ -60,7 +60,7 @@ def unsupported_features(onehot: list[str], floats: list[str], bond: list[str]) 
 
 def takes(smiles: object, atom_mapped: bool) -> bool:
     """Whether this row may go to cuik-molmaker (see the module docstring for the others). The SMILES
-    must get through RDKit's parser without sanitization (a quarter of a full parse): cuik-molmaker
+    must get through RDKit's parser without sanitization (a fraction of a full parse): cuik-molmaker
     2026.3.6 crashes the process (segmentation fault) on a SMILES syntax error, where a chemistry
     error (valence, kekulization) raises."""
     return (isinstance(smiles, str) and bool(smiles.strip()) and not atom_mapped
