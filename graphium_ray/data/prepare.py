@@ -11,10 +11,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import logging
+import os
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -163,14 +165,41 @@ def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path)
     ray.get(pending)
 
 
-class _FeaturizeShard(Featurizer):
-    """Featurizer that keeps the molecule shard name (from the read path) for partitioning."""
+class _FeaturizeRowGroups(Featurizer):
+    """Reads one row group of a molecule shard, featurizes it ``batch_rows`` at a time and writes
+    the result as one file of the shard's folder in the cache; returns only ``(shard, rows)``.
 
-    def __call__(self, table):
-        shards = [Path(p).name.removesuffix(".parquet") for p in table.column("path").to_pylist()]
-        import pyarrow as pa
+    The actor reads and writes its own data, so neither molecules nor featurized graphs pass
+    through the object store. Measured at 1,936,962 MOSES molecules with separate stages: the
+    readers ran ahead of featurization and put the whole input in the store at once (the peak:
+    reader processes 865 MB), and the featurize actors' object-store pages grew with the dataset
+    (to 569 MB of their 1,152 MB); with a separate write stage the featurized blocks (~10 KB a
+    molecule) added as much again. Memory here is one row group of molecules and one batch of
+    graphs. The file is named after its row group (``rg-00003.parquet``): a retried unit rewrites
+    its own file instead of adding a copy, and every prepare of the same data writes the same
+    files. Written under a hidden temporary name, then renamed: a killed actor leaves no partial
+    file that counts.
+    """
 
-        return super().__call__(table).append_column("shard", pa.array(shards, pa.string()))
+    def __init__(self, feat_dir: str, batch_rows: int, **featurizer_kwargs):
+        super().__init__(**featurizer_kwargs)
+        self.feat_dir, self.batch_rows = Path(feat_dir), batch_rows
+
+    def __call__(self, units: dict) -> dict:
+        shards, rows = [], []
+        for path, row_group in zip(units["path"], units["row_group"], strict=True):
+            shard = Path(str(path)).stem
+            out = self.feat_dir / f"shard={shard}" / f"rg-{int(row_group):05d}.parquet"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp")  # hidden: no Parquet reader lists it
+            molecules = pq.ParquetFile(str(path)).read_row_group(int(row_group))
+            with pq.ParquetWriter(tmp, self.schema) as writer:
+                for offset in range(0, molecules.num_rows, self.batch_rows):
+                    writer.write_table(super().__call__(molecules.slice(offset, self.batch_rows)))
+            os.replace(tmp, out)
+            shards.append(shard)
+            rows.append(molecules.num_rows)
+        return {"shard": np.array(shards), "rows": np.array(rows, dtype=np.int64)}
 
 
 def _shard_done(mol_file: Path, feat_dir: Path) -> bool:
@@ -189,19 +218,23 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
         return
     for f in pending:
         shutil.rmtree(feat_dir / f"shard={f.stem}", ignore_errors=True)
-    ds = read_parquet_files([str(f) for f in pending], rows_per_batch=cfg.batch_rows, with_path=True)
+    units = [{"path": str(f), "row_group": g} for f in pending for g in range(pq.ParquetFile(f).metadata.num_row_groups)]
+    ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
     ds = ds.map_batches(
-        _FeaturizeShard,
+        _FeaturizeRowGroups,
         fn_constructor_kwargs={
+            "feat_dir": str(feat_dir),
+            "batch_rows": cfg.batch_rows,
             "cfg": cfg.featurizer,
             "num_node_tasks": layout.widths["node"],
             "num_edge_tasks": layout.widths["edge"],
         },  # fmt: skip
-        batch_size=cfg.batch_rows,
-        batch_format="pyarrow",
+        batch_size=1,
+        batch_format="numpy",
         **actor_pool(cfg.featurize_concurrency),
     )
-    ds.write_parquet(str(feat_dir), partition_cols=["shard"], ray_remote_args={"num_cpus": TASK_CPUS})
+    written = ds.take_all()  # one small row per row group
+    log.info("featurized %d rows of %d shards into %d files", sum(int(r["rows"]) for r in written), len(pending), len(written))
 
 
 def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict:

@@ -26,11 +26,10 @@ def keep_split(table: pa.Table, split: str, keep_key: bool) -> pa.Table:
     return table.drop_columns(drop)
 
 
-def _read_files(batch: dict, columns: list[str] | None, rows_per_batch: int, with_path: bool):
+def _read_files(batch: dict, columns: list[str] | None, rows_per_batch: int):
     for path in batch["path"]:
         for records in pq.ParquetFile(str(path)).iter_batches(batch_size=rows_per_batch, columns=columns):
-            table = pa.Table.from_batches([records])
-            yield table.append_column("path", pa.array([str(path)] * table.num_rows, pa.string())) if with_path else table
+            yield pa.Table.from_batches([records])
 
 
 def readers(paths: list) -> int:
@@ -38,8 +37,7 @@ def readers(paths: list) -> int:
     return max(1, min(cluster_cpus(), len(paths)))
 
 
-def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = 4096,
-                       with_path: bool = False) -> ray.data.Dataset:  # fmt: skip
+def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = 4096) -> ray.data.Dataset:
     """Stream Parquet files in record batches with one small task per file (``TASK_CPUS``).
 
     Unlike ``ray.data.read_parquet`` there is no file-listing task, which claims a whole CPU and
@@ -50,7 +48,7 @@ def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_
     """
     ds = ray.data.from_items([{"path": str(p)} for p in paths], override_num_blocks=max(1, len(paths)))
     return ds.map_batches(_read_files, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS, compute=ray.data.TaskPoolStrategy(size=readers(paths)),
-                          fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch, "with_path": with_path})  # fmt: skip
+                          fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch})  # fmt: skip
 
 
 def featurized_files(featurized_dir: str | Path) -> list[str]:
