@@ -24,9 +24,6 @@ def test_two_worker_training_writes_a_complete_run_directory(trained_run):
     assert 0 < gap["mae"] < 1.0  # Hartree: the gap spans ~0.1-0.6 Ha, so a real-unit MAE is well below 1
     assert (run / "checkpoint" / "model.pt").is_file() and (run / "config.yaml").is_file()
     assert set(splits["split"]) <= {"train", "val", "test"}
-    # Lightning was imported by the workers' setup hook, on a thread, while Ray set the worker up
-    marks = metrics["summary"]["startup_unix"]
-    assert marks["worker_process_start"] < marks["warm_imports_done"] < marks["worker_model_built"]
 
 
 def test_val_rows_are_counted_exactly(small_mix, trained_run):

@@ -29,7 +29,6 @@ from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import read_split
 from graphium_ray.data.resources import TASK_CPUS
-from graphium_ray.train import warm_imports
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
@@ -142,7 +141,6 @@ def build_trainer(
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
-            worker_runtime_env=warm_imports.worker_runtime_env(ray.get_runtime_context().runtime_env),
         ),
     )
 

@@ -33,7 +33,6 @@ from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train import warm_imports
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import lightning_trainer_kwargs
@@ -175,8 +174,7 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
     module.ema = best.pop("ema", None)
     # start-up breakdown (metrics.json summary.startup_unix; startup_bench.py): the first run only
     state.setdefault("startup_unix", {"worker_process_start": process_start_unix(), "worker_loop_entered": entered,
-                                      "worker_imported": imported, "worker_model_built": time.time(),
-                                      **({"warm_imports_done": warm_imports.finished_unix} if warm_imports.finished_unix else {})})  # fmt: skip
+                                      "worker_imported": imported, "worker_model_built": time.time()})  # fmt: skip
     started = time.time()
     if not state.get("final") and state["epoch"] < cfg.train.epochs and not state.get("stopped_early"):
         _fit(cfg, data, module, state, best, config, worker, prefetched)

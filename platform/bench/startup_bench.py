@@ -11,12 +11,7 @@ process group, dataset streaming) and ours.
 (``ray start --head`` in a private temp dir, ``RAY_ADDRESS`` pointing at it), the way a user
 iterating on a workstation or a Ray cluster runs it: no cluster start-up, prestarted workers.
 
-``--compare-warm-imports`` (with ``--running-cluster``) alternates the joined runs with and without
-the workers' warm imports (``GRAPHIUM_RAY_WARM_IMPORTS=0``: Lightning imported by the train
-function only) and reports both.
-
     python platform/bench/startup_bench.py --repeats 3 --running-cluster
-    python platform/bench/startup_bench.py --repeats 3 --running-cluster --workers 1 --compare-warm-imports
 """
 
 from __future__ import annotations
@@ -118,8 +113,6 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="Ray Train workers (the small-data recipe uses 1)")
     p.add_argument("--running-cluster", action="store_true", help="also time runs that join an already running cluster")
-    p.add_argument("--compare-warm-imports", action="store_true",
-                   help="joined runs alternate without / with the workers' warm imports (GRAPHIUM_RAY_WARM_IMPORTS=0 / default)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="startup_bench_"))
     pq.write_table(pa.table(descriptor_labels(REFERENCE_SMILES * 8)), work / "mols.parquet")
@@ -130,15 +123,12 @@ def main() -> None:
     cpus = ["--num-cpus", str(args.num_cpus)]
     subprocess.run([*CLI, "prepare", str(work / "cfg.yaml"), *cpus], check=True, capture_output=True)
     first_step = [launch_to_first_step(work, f"run{i}", cpus) for i in range(args.repeats)]
-    joined, joined_cold = [], []
+    joined = []
     if args.running_cluster:
         env, temp_dir = start_head(args.num_cpus)
         try:
             launch_to_first_step(work, "warm", [], env)  # the cluster's first job: not counted
-            for i in range(args.repeats):
-                if args.compare_warm_imports:
-                    joined_cold.append(launch_to_first_step(work, f"cold{i}", [], {**env, "GRAPHIUM_RAY_WARM_IMPORTS": "0"}))
-                joined.append(launch_to_first_step(work, f"joined{i}", [], env))
+            joined = [launch_to_first_step(work, f"joined{i}", [], env) for i in range(args.repeats)]
             connect = timed_env("import ray; ray.init(); ray.shutdown()", env)
         finally:
             stop_cluster(temp_dir)
@@ -153,9 +143,6 @@ def main() -> None:
         result["running_cluster_launch_to_first_step_s"] = [round(s, 1) for s, _ in joined]
         result["running_cluster_phases_median_s"] = median_phases([p for _, p in joined])
         result["running_cluster_import_ray_and_connect_s"] = round(connect, 1)
-    if joined_cold:
-        result["running_cluster_without_warm_imports_launch_to_first_step_s"] = [round(s, 1) for s, _ in joined_cold]
-        result["running_cluster_without_warm_imports_phases_median_s"] = median_phases([p for _, p in joined_cold])
     print(json.dumps(result, indent=2))
 
 
