@@ -1,6 +1,5 @@
 """Which splits a Ray Train worker keeps in its memory (``train.in_memory_mb``), decided the same
-way by the driver (what to materialize before the workers start), the worker's entry (what to
-start reading early) and the training loop (how to iterate). Sizes are the cache's uncompressed
+way by the worker's entry (what to start reading early) and the training loop (how to iterate). Sizes are the cache's uncompressed
 Parquet bytes of the train split; other splits are estimated at the same bytes per row."""
 
 from __future__ import annotations
@@ -14,6 +13,6 @@ def keeps_train_in_memory(train_bytes: int, in_memory_mb: float, shard_train: st
 
 def keeps_val_in_memory(train_bytes: int, splits: dict[str, int], in_memory_mb: float) -> bool:
     """Whether each worker collates the whole validation split once and keeps it (else it is
-    materialized in the object store once and read from there every validation pass)."""
+    streamed at every validation pass)."""
     val_bytes = train_bytes * splits.get("val", 0) / max(1, splits.get("train", 0))
     return val_bytes <= in_memory_mb * 2**20
