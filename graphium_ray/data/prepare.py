@@ -202,23 +202,22 @@ class _FeaturizeRowGroups(Featurizer):
         return {"shard": np.array(shards), "rows": np.array(rows, dtype=np.int64)}
 
 
-def _shard_done(mol_file: Path, feat_dir: Path) -> bool:
+def _shard_done(mol_file: Path, mol_rows: int, feat_dir: Path) -> bool:
     part = feat_dir / f"shard={mol_file.stem}"
     if not part.is_dir():
         return False
-    written = sum(pq.ParquetFile(f).metadata.num_rows for f in part.glob("*.parquet"))
-    return written == pq.ParquetFile(mol_file).metadata.num_rows
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in part.glob("*.parquet")) == mol_rows
 
 
 def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Path) -> None:
-    mol_files = sorted(mol_dir.glob("shard-*.parquet"))
-    pending = [f for f in mol_files if pq.ParquetFile(f).metadata.num_rows and not _shard_done(f, feat_dir)]
+    footers = {f: pq.ParquetFile(f).metadata for f in sorted(mol_dir.glob("shard-*.parquet"))}  # each read once
+    pending = [f for f, meta in footers.items() if meta.num_rows and not _shard_done(f, meta.num_rows, feat_dir)]
     feat_dir.mkdir(parents=True, exist_ok=True)
     if not pending:
         return
     for f in pending:
         shutil.rmtree(feat_dir / f"shard={f.stem}", ignore_errors=True)
-    units = [{"path": str(f), "row_group": g} for f in pending for g in range(pq.ParquetFile(f).metadata.num_row_groups)]
+    units = [{"path": str(f), "row_group": g} for f in pending for g in range(footers[f].num_row_groups)]
     ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
     ds = ds.map_batches(
         _FeaturizeRowGroups,
