@@ -4,6 +4,8 @@ refusal when the model's features are not the ones this RDKit computes."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -17,7 +19,7 @@ from graphium_ray.config import FeaturizerConfig
 from graphium_ray.data.builtin import REFERENCE_SMILES
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
-from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
+from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
 from graphium_ray.nn.encoders import MoleculeFeatures
 
 WIDTHS = {"graph": 1, "node": 0, "edge": 0}
@@ -67,7 +69,7 @@ def test_train_split_statistics_match_numpy_and_ignore_undefined_values():
     feats[0, 5] = np.nan  # an undefined descriptor on a train molecule
     table = table.set_column(table.schema.get_field_index("mol_feat"), "mol_feat",
                              pa.array(feats.astype(np.float32).tolist(), pa.list_(pa.float32())))  # fmt: skip
-    stats_fn = PartialStats(WIDTHS, mol_feat_dim=D)
+    stats_fn = functools.partial(partial_stats, widths=WIDTHS, mol_feat_dim=D)
     partials = [stats_fn(table.slice(0, 10)).to_pylist()[0], stats_fn(table.slice(10)).to_pylist()[0]]
     stats = reduce_stats(partials, WIDTHS, D)["mol_feat"]
     train = feats.astype(np.float32).astype(np.float64)[np.array(splits) == "train"]

@@ -45,7 +45,7 @@ from graphium_ray.data.resources import TASK_CPUS, actor_pool
 from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
-from graphium_ray.data.stats import PartialStats, molecule_feature_stats, reduce_stats
+from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
 from graphium_ray.manifest import Manifest
 from graphium_ray.tasks import TaskSpec, dataset_tasks
 
@@ -242,9 +242,8 @@ def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict
         return reduce_stats([], layout.widths, mol_feat_dim)
     columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
     ds = read_parquet_files(files, columns=columns)
-    partials = ds.map_batches(PartialStats, fn_constructor_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
-                              batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=1),
-                              num_cpus=TASK_CPUS).take_all()  # fmt: skip
+    partials = ds.map_batches(partial_stats, fn_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
+                              batch_format="pyarrow", num_cpus=TASK_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths, mol_feat_dim)
 
 

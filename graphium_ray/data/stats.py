@@ -32,29 +32,24 @@ def _stat_columns(widths: dict[str, int], mol_feat_dim: int) -> dict[str, tuple[
     return columns
 
 
-class PartialStats:
-    """Ray Data UDF: Arrow batch of train rows → one row of partial sums per level."""
-
-    def __init__(self, widths: dict[str, int], mol_feat_dim: int = 0):
-        self.widths = widths
-        self.mol_feat_dim = mol_feat_dim
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        ok = pc.is_null(table.column("skip_reason"))
-        splits = table.column("split").to_numpy(zero_copy_only=False)
-        ok_np = ok.to_numpy(zero_copy_only=False)
-        out = {f"rows_{s}": [np.array([float((ok_np & (splits == s)).sum())])] for s in SPLIT_NAMES}
-        out["rows_skipped"] = [np.array([float((~ok_np).sum())])]
-        table = table.filter(pc.and_(ok, pc.equal(table.column("split"), "train")))
-        for level, (column, width) in _stat_columns(self.widths, self.mol_feat_dim).items():
-            y = _flat_matrix(table.column(column), width)
-            present = ~np.isnan(y)
-            y0 = np.where(present, y, 0.0)
-            out[f"{level}_count"] = [present.sum(axis=0).astype(np.float64)]
-            out[f"{level}_sum"] = [y0.sum(axis=0)]
-            out[f"{level}_sumsq"] = [(y0 * y0).sum(axis=0)]
-            out[f"{level}_pos"] = [(y0 > 0.5).sum(axis=0).astype(np.float64)]
-        return pa.table({k: pa.array([v[0].tolist()], pa.list_(pa.float64())) for k, v in out.items()})
+def partial_stats(table: pa.Table, widths: dict[str, int], mol_feat_dim: int = 0) -> pa.Table:
+    """Ray Data UDF (a task: stateless, so it runs in Ray's already started worker processes, not in
+    a new actor process per ``prepare``): Arrow batch of featurized rows → one row of partial sums."""
+    ok = pc.is_null(table.column("skip_reason"))
+    splits = table.column("split").to_numpy(zero_copy_only=False)
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    out = {f"rows_{s}": [np.array([float((ok_np & (splits == s)).sum())])] for s in SPLIT_NAMES}
+    out["rows_skipped"] = [np.array([float((~ok_np).sum())])]
+    table = table.filter(pc.and_(ok, pc.equal(table.column("split"), "train")))
+    for level, (column, width) in _stat_columns(widths, mol_feat_dim).items():
+        y = _flat_matrix(table.column(column), width)
+        present = ~np.isnan(y)
+        y0 = np.where(present, y, 0.0)
+        out[f"{level}_count"] = [present.sum(axis=0).astype(np.float64)]
+        out[f"{level}_sum"] = [y0.sum(axis=0)]
+        out[f"{level}_sumsq"] = [(y0 * y0).sum(axis=0)]
+        out[f"{level}_pos"] = [(y0 > 0.5).sum(axis=0).astype(np.float64)]
+    return pa.table({k: pa.array([v[0].tolist()], pa.list_(pa.float64())) for k, v in out.items()})
 
 
 def reduce_stats(partials: list[dict], widths: dict[str, int], mol_feat_dim: int = 0) -> dict:
