@@ -1,9 +1,9 @@
 """Run by tests/test_node_loss.py in its own process (a driver joins one Ray cluster per process):
-a multi-node cluster on this machine (``ray.cluster_utils.Cluster``: a head and two 1-CPU worker
-nodes), then ``train`` or ``prepare`` while a whole worker node is removed mid-run and a fresh one
-joins. Writes ``result.json`` in WORKDIR.
+a multi-node cluster on this machine (``ray.cluster_utils.Cluster``: a 1-CPU head and two 1-CPU
+worker nodes), then ``prepare`` and then ``train``, each while a whole worker node is removed
+mid-run and a fresh one joins. Writes ``result.json`` (one entry per mode) in WORKDIR.
 
-    python tests/node_loss_run.py WORKDIR train|prepare
+    python tests/node_loss_run.py WORKDIR
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def remove_node_when(cluster, nodes: list, class_fragment: str, ready, head_id: 
 
 
 def main() -> None:
-    work, mode = Path(sys.argv[1]), sys.argv[2]
+    work = Path(sys.argv[1])
     import pyarrow.parquet as pq
     import ray
     from ray.cluster_utils import Cluster
@@ -58,10 +58,9 @@ def main() -> None:
     from graphium_ray.train.driver import run_training
 
     dash = local_cluster_options(1)
-    # prepare: no CPU on the head, so every featurization actor runs on a worker node that can be
-    # lost; train: one head CPU for the per-epoch data streaming, the two training workers on workers
+    # one head CPU (the per-epoch data streaming of training), two 1-CPU worker nodes that can be lost
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0 if mode == "prepare" else 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1",
         "dashboard_port": dash["dashboard_port"],
         # a killed node is declared dead after 4 missed 0.5 s health checks, not Ray's default 5 x 3 s
         "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 4}})  # fmt: skip
@@ -69,33 +68,37 @@ def main() -> None:
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
     ray.init(address=cluster.address, runtime_env=dash["runtime_env"], log_to_driver=False)
     head_id = ray.get_runtime_context().get_node_id()
-    rows = 3000 if mode == "prepare" else 600
-    table = qm9_sample(rows, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
-    pq.write_table(table, work / "qm9.parquet")
-    cfg = validate({"name": "nodeloss",
-                    "data": {"cache_dir": str(work / "cache"), "num_shards": 4, "batch_rows": 64,
-                             "datasets": [{"name": "qm9", "path": str(work / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
-                    "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
-                    "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,
-                              "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
     result: dict = {}
-    if mode == "prepare":
-        thread = threading.Thread(target=lambda: result.update(manifest=prepare(cfg.data).manifest.to_dict()))
-        thread.start()
-        # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
-        result["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)
-        thread.join(timeout=600)
-        feats = pq.read_table(next((work / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
-        result["featurized_keys"], result["unique_keys"] = len(feats), len(set(feats.to_pylist()))
-    else:
-        prepared = prepare(cfg.data)
-        run = work / "run"
-        thread = threading.Thread(target=lambda: result.update(metrics=run_training(cfg, prepared, run)))
-        thread.start()
-        checkpoints = run / "ray" / "train"
-        result["removed_node"] = remove_node_when(
-            cluster, nodes, "RayTrainWorker", lambda: len(list(checkpoints.glob("checkpoint_*"))) >= 2, head_id)
-        thread.join(timeout=600)
+    for mode, rows in (("prepare", 3000), ("train", 600)):
+        part = work / mode
+        part.mkdir()
+        table = qm9_sample(rows, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
+        pq.write_table(table, part / "qm9.parquet")
+        cfg = validate({"name": "nodeloss",
+                        "data": {"cache_dir": str(part / "cache"), "num_shards": 4, "batch_rows": 64,
+                                 "datasets": [{"name": "qm9", "path": str(part / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
+                        "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
+                        "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,
+                                  "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
+        out: dict = {}
+        if mode == "prepare":
+            thread = threading.Thread(target=lambda: out.update(manifest=prepare(cfg.data).manifest.to_dict()))  # noqa: B023 (joined in this iteration)
+            thread.start()
+            # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
+            out["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)
+            thread.join(timeout=600)
+            feats = pq.read_table(next((part / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
+            out["featurized_keys"], out["unique_keys"] = len(feats), len(set(feats.to_pylist()))
+        else:
+            prepared = prepare(cfg.data)
+            run = part / "run"
+            thread = threading.Thread(target=lambda: out.update(metrics=run_training(cfg, prepared, run)))  # noqa: B023
+            thread.start()
+            checkpoints = run / "ray" / "train"
+            out["removed_node"] = remove_node_when(
+                cluster, nodes, "RayTrainWorker", lambda: len(list(checkpoints.glob("checkpoint_*"))) >= 2, head_id)  # noqa: B023
+            thread.join(timeout=600)
+        result[mode] = out
     (work / "result.json").write_text(json.dumps(result, default=str))
     ray.shutdown()
     cluster.shutdown()
