@@ -68,9 +68,11 @@ def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, cap
     assert best_cfg["train"]["lr"] == pytest.approx(best["params"]["train.lr"])
 
 
-def test_interrupted_sweep_exits_non_zero_and_says_rerun(sweep_files, tmp_path):
+def test_interrupted_sweep_exits_non_zero_and_says_rerun(ray_cluster, sweep_files, tmp_path):
     """Ctrl-C (SIGINT) once the first trial runs: Tune saves its state and returns early; the CLI
-    must not report success (it used to exit 0 and print Ray's `Tuner.restore(...)` hint)."""
+    must not report success (it used to exit 0 and print Ray's `Tuner.restore(...)` hint). The
+    command joins the session's running cluster (``RAY_ADDRESS``), as on a workstation or a Ray
+    cluster: its trials end with its job."""
     import os
     import signal
     import subprocess
@@ -78,9 +80,9 @@ def test_interrupted_sweep_exits_non_zero_and_says_rerun(sweep_files, tmp_path):
     import time
 
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS")}
+    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "RAY_AUTH_MODE": "token"}
     proc = subprocess.Popen([sys.executable, "-m", "graphium_ray.cli", "sweep", str(sweep_files / "sweep.yaml"),
-                             "--output", str(out), "--num-cpus", "2"], env=env,
+                             "--output", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 300
     while not list((out / "trials").glob("*/")) and time.time() < deadline and proc.poll() is None:
