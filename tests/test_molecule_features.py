@@ -81,6 +81,18 @@ def test_train_split_statistics_match_numpy_and_ignore_undefined_values():
     assert len(constant) and all(model_stats["std"][i] == 1.0 for i in constant)  # e.g. counts of absent groups
 
 
+def test_statistics_do_not_depend_on_the_order_partials_arrive_in():
+    """Ray's tasks return partials in any order; float sums depend on order, the manifest must not."""
+    smiles = REFERENCE_SMILES[:30]
+    table = Featurizer(FeaturizerConfig(molecule=["rdkit2d"]), 0, 0)(_rows(smiles, ["train"] * len(smiles)))
+    stats_fn = functools.partial(partial_stats, widths=WIDTHS, mol_feat_dim=D)
+    partials = [stats_fn(table.slice(i, 3)).to_pylist()[0] for i in range(0, len(smiles), 3)]
+    first = reduce_stats(partials, WIDTHS, D)
+    for seed in range(5):
+        order = np.random.default_rng(seed).permutation(len(partials))
+        assert reduce_stats([partials[i] for i in order], WIDTHS, D) == first  # to the last bit
+
+
 def test_model_standardizes_reads_undefined_as_the_mean_and_clamps():
     mean, std = [1.0, -2.0, 0.0], [2.0, 0.5, 1.0]
     encode = MoleculeFeatures(mean, std, clamp=6.0)

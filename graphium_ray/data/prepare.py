@@ -242,8 +242,10 @@ def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict
         return reduce_stats([], layout.widths, mol_feat_dim)
     columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
     ds = read_parquet_files(files, columns=columns)
+    # one partial per block as read from a file (batch_size=None): the same partials on every run,
+    # whichever task returns first; reduce_stats sums them in a canonical order
     partials = ds.map_batches(partial_stats, fn_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
-                              batch_format="pyarrow", num_cpus=TASK_CPUS).take_all()  # fmt: skip
+                              batch_size=None, batch_format="pyarrow", num_cpus=TASK_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths, mol_feat_dim)
 
 

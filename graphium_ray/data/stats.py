@@ -3,7 +3,8 @@
 Map: each batch → row counts per split (and skipped), and over the train split's non-NaN labels
 per task and level the partial sums (count, Σy, Σy², positives) in float64, and the same
 (NaN-aware) sums per column of the molecule-level input features when there are any. Reduce: sum
-of partials → mean and population std per task / feature. Used for label normalization
+of partials, in a canonical order (float sums depend on order: the result must not depend on
+which of Ray's tasks returned first) → mean and population std per task / feature. Used for label normalization
 (regression), input standardization, and reported in the manifest.
 """
 
@@ -55,6 +56,7 @@ def partial_stats(table: pa.Table, widths: dict[str, int], mol_feat_dim: int = 0
 def reduce_stats(partials: list[dict], widths: dict[str, int], mol_feat_dim: int = 0) -> dict:
     """Sum partials into ``{"rows": {split: n}, level: {count, mean, std, positives}}`` (lists per
     task), plus ``mol_feat`` (the same per input feature) when ``mol_feat_dim``."""
+    partials = sorted(partials, key=lambda p: [p[k] for k in sorted(p)])  # canonical order
     result: dict = {"rows": {s: int(sum(p[f"rows_{s}"][0] for p in partials)) for s in (*SPLIT_NAMES, "skipped")}}
     for level, (_, w) in _stat_columns(widths, mol_feat_dim).items():
         acc = {k: np.zeros(w) for k in ("count", "sum", "sumsq", "pos")}
