@@ -42,6 +42,11 @@ def ray_cluster():
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def joined_cluster_env(ray_cluster) -> dict:
+    """Environment for a ``graphium-ray`` subprocess that joins the session's cluster (token auth)."""
+    return {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "RAY_AUTH_MODE": "token"}
+
+
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("session")

@@ -17,6 +17,7 @@ import yaml
 
 from graphium_ray.config import validate
 from graphium_ray.data.builtin import QM9_PROPERTIES, qm9_sample
+from tests.conftest import joined_cluster_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,8 +112,7 @@ def test_interrupted_prepare_rerun_keeps_finished_shards(ray_cluster, qm9_file, 
     completes without redoing the molecule shards the first run had finished."""
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(run_cfg(qm9_file, tmp_path / "cache")))
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "RAY_AUTH_MODE": "token",
-           "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}  # fmt: skip
+    env = {**joined_cluster_env(ray_cluster), "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     cmd = [sys.executable, "-m", "graphium_ray.cli", "prepare", str(cfg_path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     deadline = time.time() + 300

@@ -14,6 +14,7 @@ from graphium_ray.cli import main
 from graphium_ray.config import ConfigError
 from graphium_ray.data.builtin import QM9_PROPERTIES, qm9_sample
 from graphium_ray.tune.sweep_config import load_sweep
+from tests.conftest import joined_cluster_env
 
 
 @pytest.fixture(scope="module")
@@ -73,14 +74,13 @@ def test_interrupted_sweep_exits_non_zero_and_says_rerun(ray_cluster, sweep_file
     must not report success (it used to exit 0 and print Ray's `Tuner.restore(...)` hint). The
     command joins the session's running cluster (``RAY_ADDRESS``), as on a workstation or a Ray
     cluster: its trials end with its job."""
-    import os
     import signal
     import subprocess
     import sys
     import time
 
     out = tmp_path / "out"
-    env = {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "RAY_AUTH_MODE": "token"}
+    env = joined_cluster_env(ray_cluster)
     proc = subprocess.Popen([sys.executable, "-m", "graphium_ray.cli", "sweep", str(sweep_files / "sweep.yaml"),
                              "--output", str(out)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
