@@ -68,37 +68,40 @@ def main() -> None:
     nodes = [cluster.add_node(num_cpus=1) for _ in range(2)]
     ray.init(address=cluster.address, runtime_env=dash["runtime_env"], log_to_driver=False)
     head_id = ray.get_runtime_context().get_node_id()
-    result: dict = {}
-    for mode, rows in (("prepare", 3000), ("train", 600)):
-        part = work / mode
+    def config(part: Path, rows: int):
         part.mkdir()
         table = qm9_sample(rows, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
         pq.write_table(table, part / "qm9.parquet")
-        cfg = validate({"name": "nodeloss",
-                        "data": {"cache_dir": str(part / "cache"), "num_shards": 4, "batch_rows": 64,
-                                 "datasets": [{"name": "qm9", "path": str(part / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
-                        "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
-                        "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,
-                                  "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
-        out: dict = {}
-        if mode == "prepare":
-            thread = threading.Thread(target=lambda: out.update(manifest=prepare(cfg.data).manifest.to_dict()))  # noqa: B023 (joined in this iteration)
-            thread.start()
-            # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
-            out["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)
-            thread.join(timeout=600)
-            feats = pq.read_table(next((part / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
-            out["featurized_keys"], out["unique_keys"] = len(feats), len(set(feats.to_pylist()))
-        else:
-            prepared = prepare(cfg.data)
-            run = part / "run"
-            thread = threading.Thread(target=lambda: out.update(metrics=run_training(cfg, prepared, run)))  # noqa: B023
-            thread.start()
-            checkpoints = run / "ray" / "train"
-            out["removed_node"] = remove_node_when(
-                cluster, nodes, "RayTrainWorker", lambda: len(list(checkpoints.glob("checkpoint_*"))) >= 2, head_id)  # noqa: B023
-            thread.join(timeout=600)
-        result[mode] = out
+        return validate({"name": "nodeloss",
+                         "data": {"cache_dir": str(part / "cache"), "num_shards": 4, "batch_rows": 64,
+                                  "datasets": [{"name": "qm9", "path": str(part / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
+                         "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
+                         "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,
+                                   "max_failures": 3, "in_memory_mb": 0}})  # fmt: skip
+
+    def prepare_losing_a_node(part: Path) -> dict:
+        cfg, out = config(part, 3000), {}
+        thread = threading.Thread(target=lambda: out.update(manifest=prepare(cfg.data).manifest.to_dict()))
+        thread.start()
+        # the first featurization-pipeline actor (keying or featurizing) seen on a worker node
+        out["removed_node"] = remove_node_when(cluster, nodes, "MapWorker", lambda: True, head_id)
+        thread.join(timeout=600)
+        feats = pq.read_table(next((part / "cache").glob("*/featurized")), columns=["mol_key"]).column("mol_key")
+        out["featurized_keys"], out["unique_keys"] = len(feats), len(set(feats.to_pylist()))
+        return out
+
+    def train_losing_a_node(part: Path) -> dict:
+        cfg, out = config(part, 600), {}
+        prepared, run = prepare(cfg.data), part / "run"
+        thread = threading.Thread(target=lambda: out.update(metrics=run_training(cfg, prepared, run)))
+        thread.start()
+        checkpoints = run / "ray" / "train"
+        out["removed_node"] = remove_node_when(
+            cluster, nodes, "RayTrainWorker", lambda: len(list(checkpoints.glob("checkpoint_*"))) >= 2, head_id)
+        thread.join(timeout=600)
+        return out
+
+    result = {"prepare": prepare_losing_a_node(work / "prepare"), "train": train_losing_a_node(work / "train")}
     (work / "result.json").write_text(json.dumps(result, default=str))
     ray.shutdown()
     cluster.shutdown()
