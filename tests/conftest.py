@@ -17,6 +17,9 @@ import yaml
 os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# a Ray Data execution stuck on resources fails the test in 5 minutes, not after Ray's default 30 (CI once
+# spent 60 minutes on two such waits behind a leaked placement group)
+os.environ.setdefault("RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S", "300")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

@@ -73,7 +73,7 @@ def test_interrupted_sweep_exits_non_zero_and_says_rerun(ray_cluster, sweep_file
     """Ctrl-C (SIGINT) once the first trial runs: Tune saves its state and returns early; the CLI
     must not report success (it used to exit 0 and print Ray's `Tuner.restore(...)` hint). The
     command joins the session's running cluster (``RAY_ADDRESS``), as on a workstation or a Ray
-    cluster: its trials end with its job."""
+    cluster: its trials end with its job, and every CPU they held is free again."""
     import signal
     import subprocess
     import sys
@@ -93,6 +93,20 @@ def test_interrupted_sweep_exits_non_zero_and_says_rerun(ray_cluster, sweep_file
     assert proc.returncode == 130, err[-2000:]
     assert any(ln.startswith("interrupted: rerun the same command") for ln in err.splitlines()), err[-2000:]
     assert not (out / "best_params.json").exists()
+    assert cpus_come_back(ray_cluster), f"the interrupted sweep left CPUs reserved: {ray_cluster.available_resources()}"
+
+
+def cpus_come_back(ray, within_s: float = 30.0) -> bool:
+    """Whether every CPU of the cluster is free again within ``within_s`` (a leaked placement group
+    keeps its CPUs reserved forever, and the next test's Ray Data tasks wait on them)."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
 
 
 def test_from_sweep_trains_a_wider_model_with_the_best_hyperparameters(ray_cluster, sweep_files):

@@ -20,6 +20,7 @@ from ray import tune
 from graphium_ray.config import apply_overrides, validate
 from graphium_ray.data.cache import PreparedData
 from graphium_ray.data.prepare import prepare
+from graphium_ray.tune.release import release_job_placement_groups
 from graphium_ray.tune.sweep_config import SweepConfig, load_sweep
 
 TRIAL_DRIVER_CPUS = 0.01  # the trial only drives a TorchTrainer, whose workers reserve their own CPUs
@@ -104,6 +105,7 @@ def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
     results = tuner.fit()
     if results.num_terminated + results.num_errors < sweep.num_samples:
         # Ctrl-C / SIGTERM: Tune saved its state and returned early; the CLI says "rerun the same command"
+        release_job_placement_groups()  # a running cluster gets every CPU of the stopped trials back
         raise KeyboardInterrupt(f"sweep interrupted after {results.num_terminated} of {sweep.num_samples} trials")
     return write_results(results, sweep, base_raw, out, str(path))
 
