@@ -45,6 +45,32 @@ def ray_cluster():
     shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def cpus_come_back(ray, within_s: float = 30.0) -> bool:
+    """Whether every CPU of the cluster is free again within ``within_s`` (a leaked placement group
+    or actor keeps its CPUs reserved forever, and a later test's Ray Data tasks wait on them)."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+@pytest.fixture(autouse=True, scope="module")
+def module_leaves_every_cpu_free(request):
+    """After each test module that used the session's cluster: every CPU is free again, or the module
+    is named as the one that leaked (CI once saw two later tests wait 30 min each behind a placement
+    group that an interrupted sweep left reserved)."""
+    yield
+    import ray
+
+    if ray.is_initialized() and not cpus_come_back(ray):
+        pytest.fail(f"{request.module.__name__} left CPUs of the session's Ray cluster reserved: "
+                    f"{ray.available_resources().get('CPU', 0.0)} of {ray.cluster_resources()['CPU']} free")  # fmt: skip
+
+
 def joined_cluster_env(ray_cluster) -> dict:
     """Environment for a ``graphium-ray`` subprocess that joins the session's cluster (token auth)."""
     return {**os.environ, "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "RAY_AUTH_MODE": "token"}

@@ -14,7 +14,7 @@ from graphium_ray.cli import main
 from graphium_ray.config import ConfigError
 from graphium_ray.data.builtin import QM9_PROPERTIES, qm9_sample
 from graphium_ray.tune.sweep_config import load_sweep
-from tests.conftest import joined_cluster_env
+from tests.conftest import cpus_come_back, joined_cluster_env
 
 
 @pytest.fixture(scope="module")
@@ -94,19 +94,6 @@ def test_interrupted_sweep_exits_non_zero_and_says_rerun(ray_cluster, sweep_file
     assert any(ln.startswith("interrupted: rerun the same command") for ln in err.splitlines()), err[-2000:]
     assert not (out / "best_params.json").exists()
     assert cpus_come_back(ray_cluster), f"the interrupted sweep left CPUs reserved: {ray_cluster.available_resources()}"
-
-
-def cpus_come_back(ray, within_s: float = 30.0) -> bool:
-    """Whether every CPU of the cluster is free again within ``within_s`` (a leaked placement group
-    keeps its CPUs reserved forever, and the next test's Ray Data tasks wait on them)."""
-    import time
-
-    deadline = time.monotonic() + within_s
-    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
 
 
 def test_from_sweep_trains_a_wider_model_with_the_best_hyperparameters(ray_cluster, sweep_files):
