@@ -7,6 +7,7 @@ metrics.json). Also reported, each in its own fresh process: importing the CLI m
 ``import ray`` + ``ray.init`` of a local cluster; the rest is Ray Train start-up (worker group,
 process group, dataset streaming) and ours.
 
+``--join`` times only runs joining the cluster that ``RAY_ADDRESS`` names (your own running one).
 ``--running-cluster`` also times the same command joining a cluster that is already up
 (``ray start --head`` in a private temp dir, ``RAY_ADDRESS`` pointing at it), the way a user
 iterating on a workstation or a Ray cluster runs it: no cluster start-up, prestarted workers.
@@ -107,13 +108,22 @@ def median_phases(runs: list[dict]) -> dict[str, float]:
     return {name: round(float(np.median([r[name] for r in runs])), 2) for name, _ in PHASES}
 
 
+def joined_result(joined: list[tuple[float, dict]]) -> dict:
+    return {"running_cluster_launch_to_first_step_s": [round(s, 1) for s, _ in joined],
+            "running_cluster_phases_median_s": median_phases([p for _, p in joined])}  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="Ray Train workers (the small-data recipe uses 1)")
     p.add_argument("--running-cluster", action="store_true", help="also time runs that join an already running cluster")
+    p.add_argument("--join", action="store_true",
+                   help="time only runs that join the cluster at RAY_ADDRESS (already running, e.g. your own)")  # fmt: skip
     args = p.parse_args()
+    if args.join and not os.environ.get("RAY_ADDRESS"):
+        p.error("--join times runs on the cluster at RAY_ADDRESS: set it (e.g. 127.0.0.1:6379)")
     work = Path(tempfile.mkdtemp(prefix="startup_bench_"))
     pq.write_table(pa.table(descriptor_labels(REFERENCE_SMILES * 8)), work / "mols.parquet")
     cfg = {"name": "startup", "data": {"cache_dir": str(work / "cache"), "num_shards": 2, "datasets": [
@@ -121,6 +131,11 @@ def main() -> None:
         "model": {"hidden_dim": 32, "num_layers": 2}, "train": {"epochs": 1, "batch_size": 32, "num_workers": args.workers}}  # fmt: skip
     (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     cpus = ["--num-cpus", str(args.num_cpus)]
+    if args.join:  # the user's running cluster: no cluster start-up of ours, nothing else timed
+        subprocess.run([*CLI, "prepare", str(work / "cfg.yaml")], check=True, capture_output=True)
+        joined = [launch_to_first_step(work, f"joined{i}", []) for i in range(args.repeats)]
+        print(json.dumps(joined_result(joined), indent=2))
+        return
     subprocess.run([*CLI, "prepare", str(work / "cfg.yaml"), *cpus], check=True, capture_output=True)
     first_step = [launch_to_first_step(work, f"run{i}", cpus) for i in range(args.repeats)]
     joined = []
@@ -140,8 +155,7 @@ def main() -> None:
                                               "dashboard_host='127.0.0.1'); ray.shutdown()"), 1),  # fmt: skip
     }
     if joined:
-        result["running_cluster_launch_to_first_step_s"] = [round(s, 1) for s, _ in joined]
-        result["running_cluster_phases_median_s"] = median_phases([p for _, p in joined])
+        result.update(joined_result(joined))
         result["running_cluster_import_ray_and_connect_s"] = round(connect, 1)
     print(json.dumps(result, indent=2))
 
