@@ -108,7 +108,9 @@ def median_phases(runs: list[dict]) -> dict[str, float]:
     return {name: round(float(np.median([r[name] for r in runs])), 2) for name, _ in PHASES}
 
 
-def joined_result(joined: list[tuple[float, dict]]) -> dict:
+def joined_runs(work: Path, repeats: int, env: dict | None = None) -> dict:
+    """``repeats`` runs joining the running cluster that ``env`` (or this process's environment) names."""
+    joined = [launch_to_first_step(work, f"joined{i}", [], env) for i in range(repeats)]
     return {"running_cluster_launch_to_first_step_s": [round(s, 1) for s, _ in joined],
             "running_cluster_phases_median_s": median_phases([p for _, p in joined])}  # fmt: skip
 
@@ -130,20 +132,18 @@ def main() -> None:
         {"name": "d", "path": str(work / "mols.parquet"), "tasks": [{"columns": ["logp", "tpsa"]}]}]},
         "model": {"hidden_dim": 32, "num_layers": 2}, "train": {"epochs": 1, "batch_size": 32, "num_workers": args.workers}}  # fmt: skip
     (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
-    cpus = ["--num-cpus", str(args.num_cpus)]
-    if args.join:  # the user's running cluster: no cluster start-up of ours, nothing else timed
-        subprocess.run([*CLI, "prepare", str(work / "cfg.yaml")], check=True, capture_output=True)
-        joined = [launch_to_first_step(work, f"joined{i}", []) for i in range(args.repeats)]
-        print(json.dumps(joined_result(joined), indent=2))
-        return
+    cpus = [] if args.join else ["--num-cpus", str(args.num_cpus)]  # joining: the cluster's own CPUs
     subprocess.run([*CLI, "prepare", str(work / "cfg.yaml"), *cpus], check=True, capture_output=True)
+    if args.join:  # the user's running cluster: no cluster start-up of ours, nothing else timed
+        print(json.dumps(joined_runs(work, args.repeats), indent=2))
+        return
     first_step = [launch_to_first_step(work, f"run{i}", cpus) for i in range(args.repeats)]
-    joined = []
+    joined = {}
     if args.running_cluster:
         env, temp_dir = start_head(args.num_cpus)
         try:
             launch_to_first_step(work, "warm", [], env)  # the cluster's first job: not counted
-            joined = [launch_to_first_step(work, f"joined{i}", [], env) for i in range(args.repeats)]
+            joined = joined_runs(work, args.repeats, env)
             connect = timed_env("import ray; ray.init(); ray.shutdown()", env)
         finally:
             stop_cluster(temp_dir)
@@ -155,7 +155,7 @@ def main() -> None:
                                               "dashboard_host='127.0.0.1'); ray.shutdown()"), 1),  # fmt: skip
     }
     if joined:
-        result.update(joined_result(joined))
+        result.update(joined)
         result["running_cluster_import_ray_and_connect_s"] = round(connect, 1)
     print(json.dumps(result, indent=2))
 
