@@ -102,7 +102,11 @@ def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
             ),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(out)),
         )  # fmt: skip
-    results = tuner.fit()
+    try:
+        results = tuner.fit()
+    except BaseException:  # a second Ctrl-C makes fit() raise instead of returning early
+        release_job_placement_groups()
+        raise
     if results.num_terminated + results.num_errors < sweep.num_samples:
         # Ctrl-C / SIGTERM: Tune saved its state and returned early; the CLI says "rerun the same command"
         release_job_placement_groups()  # a running cluster gets every CPU of the stopped trials back
