@@ -246,3 +246,47 @@ def test_featurize_writes_one_file_per_row_group_and_redoes_only_an_incomplete_s
     resumed = prepare(data_cfg(tmp_path, datasets, batch_rows=8))
     assert files(resumed) == files(first) and pq.read_table(lost).equals(table_before)
     assert not list(lost.parent.glob(".*.tmp")) and resumed.manifest.featurized == first.manifest.featurized
+
+
+def test_a_prepare_waits_for_the_one_writing_the_same_cache_entry(ray_cluster, tmp_path, zinc_trio):
+    """While another process holds the entry's lock, prepare writes nothing; once it is released, it builds."""
+    import fcntl
+    import threading
+
+    from graphium_ray.data.cache import cache_key
+    from graphium_ray.data.cache_lock import lock_path
+    from graphium_ray.data.prepare import resolve_sources
+
+    d, _ = zinc_trio
+    cfg = data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
+                               "tasks": [{"columns": ["logp"]}]}])  # fmt: skip
+    sources, tasks, fingerprints = resolve_sources(cfg)
+    root = tmp_path / "cache" / cache_key(cfg, fingerprints, tasks)
+    root.parent.mkdir(parents=True)
+    result = {}
+    with open(lock_path(root), "a+") as held:  # another process's lock (a separate open file: flock conflicts)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: result.update(prepared=prepare(cfg)))
+        worker.start()
+        worker.join(timeout=5)
+        assert worker.is_alive() and not root.exists(), "prepare wrote the entry while another process held it"
+        fcntl.flock(held, fcntl.LOCK_UN)
+    worker.join(timeout=120)
+    assert not worker.is_alive() and result["prepared"].root == root and result["prepared"].manifest.molecules == 43
+
+
+def test_two_prepares_of_the_same_data_at_once_both_get_one_complete_cache(ray_cluster, tmp_path, zinc_trio):
+    """Two concurrent prepares (here two driver threads; two commands in practice) of the same data:
+    without the lock both wrote the same files and one read the other's half-written Parquet."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    d, _ = zinc_trio
+    cfg = data_cfg(tmp_path, [{"name": lab, "path": str(d / f"tiny_{lab}.csv"), "smiles_column": "SMILES",
+                               "tasks": [{"columns": [lab]}]} for lab in ("logp", "tpsa")])  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: prepare(cfg), range(2))
+    assert first.root == second.root
+    # one built the entry, the other reused it: the same manifest, timings included (two builds differ there)
+    assert first.manifest.to_dict() == second.manifest.to_dict() and first.manifest.featurized == 43
+    table = pq.read_table(first.featurized_dir)
+    assert table.num_rows == 43 and len(set(table["mol_key"].to_pylist())) == 43

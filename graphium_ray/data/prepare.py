@@ -29,6 +29,7 @@ from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
+from graphium_ray.data.cache_lock import cache_entry_lock
 from graphium_ray.data.cells import read_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
@@ -319,22 +320,34 @@ def _rows_in(keyed_dir: Path) -> dict[str, int]:
 
 
 def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
-    """Run (or reuse) the whole preparation; Ray must already be initialized."""
+    """Run (or reuse) the whole preparation; Ray must already be initialized. One process builds a
+    cache entry at a time: a second ``prepare`` of the same data waits for the first, then reuses it."""
     started = time.time()
     sources, tasks, fingerprints = resolve_sources(cfg)
     key = cache_key(cfg, fingerprints, tasks)
     root = Path(cfg.cache_dir).resolve() / key
-    if force:
-        shutil.rmtree(root, ignore_errors=True)
-    if (root / "manifest.json").exists():
+    if not force and (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
         return _usable(PreparedData.load(root), sources)
     if cfg.featurizer.backend == "cuik" and not cuik_installed():  # one line here, not a traceback per actor
         raise ConfigError(f"data.featurizer.backend: cuik needs cuik-molmaker, not installed: {CUIK_INSTALL_HINT}")
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        root.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root} ({err.strerror})") from None
+        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root.parent} ({err.strerror})") from None
+    with cache_entry_lock(root):
+        if force:
+            shutil.rmtree(root, ignore_errors=True)
+        elif (root / "manifest.json").exists():  # built by the prepare this one waited for
+            log.info("reusing prepared data in %s (prepared meanwhile by another process)", root)
+            return _usable(PreparedData.load(root), sources)
+        root.mkdir(exist_ok=True)
+        return _usable(_build(cfg, sources, tasks, fingerprints, key, root, started), sources)
+
+
+def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fingerprints: dict[str, str],
+           key: str, root: Path, started: float) -> PreparedData:
+    """The stages (ingest, merge, featurize), the reports and the manifest of cache entry ``root``."""
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
     stage_seconds: dict[str, float] = {}
@@ -373,7 +386,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         stage_seconds={**stage_seconds, "reports_and_stats": round(time.time() - reports_started, 2)},
     )
     write_json_atomic(root / "manifest.json", manifest.to_dict())
-    return _usable(PreparedData(root, manifest), sources)
+    return PreparedData(root, manifest)
 
 
 def _usable(prepared: PreparedData, sources: list[SourceFile]) -> PreparedData:
