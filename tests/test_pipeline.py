@@ -290,3 +290,12 @@ def test_two_prepares_of_the_same_data_at_once_both_get_one_complete_cache(ray_c
     assert first.manifest.to_dict() == second.manifest.to_dict() and first.manifest.featurized == 43
     table = pq.read_table(first.featurized_dir)
     assert table.num_rows == 43 and len(set(table["mol_key"].to_pylist())) == 43
+
+
+def test_a_cache_dir_that_cannot_be_written_is_one_line_naming_it(ray_cluster, tmp_path, zinc_trio):
+    d, _ = zinc_trio
+    (tmp_path / "a_file").write_text("not a directory")
+    cfg = data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
+                               "tasks": [{"columns": ["logp"]}]}], cache_dir=str(tmp_path / "a_file" / "cache"))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"data.cache_dir .*a_file/cache: cannot write in .*Not a directory"):
+        prepare(cfg)

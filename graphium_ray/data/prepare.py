@@ -29,7 +29,7 @@ from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
-from graphium_ray.data.cache_lock import cache_entry_lock
+from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
@@ -333,8 +333,9 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
         raise ConfigError(f"data.featurizer.backend: cuik needs cuik-molmaker, not installed: {CUIK_INSTALL_HINT}")
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
+        lock_path(root).touch(exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot create {root.parent} ({err.strerror})") from None
+        raise ConfigError(f"data.cache_dir {cfg.cache_dir}: cannot write in {root.parent} ({err.strerror})") from None
     with cache_entry_lock(root):
         if force:
             shutil.rmtree(root, ignore_errors=True)
