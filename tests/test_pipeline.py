@@ -253,7 +253,7 @@ def test_a_prepare_waits_for_the_one_writing_the_same_cache_entry(ray_cluster, t
     import fcntl
     import threading
 
-    from graphium_ray.data.cache import cache_key
+    from graphium_ray.data.cache import entry_root
     from graphium_ray.data.cache_lock import lock_path
     from graphium_ray.data.prepare import resolve_sources
 
@@ -261,7 +261,7 @@ def test_a_prepare_waits_for_the_one_writing_the_same_cache_entry(ray_cluster, t
     cfg = data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
                                "tasks": [{"columns": ["logp"]}]}])  # fmt: skip
     sources, tasks, fingerprints = resolve_sources(cfg)
-    root = tmp_path / "cache" / cache_key(cfg, fingerprints, tasks)
+    root = entry_root(cfg, fingerprints, tasks)
     root.parent.mkdir(parents=True)
     result = {}
     with open(lock_path(root), "a+") as held:  # another process's lock (a separate open file: flock conflicts)

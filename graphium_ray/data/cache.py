@@ -37,6 +37,11 @@ def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpe
     return hashlib.blake2b(blob, digest_size=12).hexdigest()
 
 
+def entry_root(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpec]) -> Path:
+    """The directory of the cache entry of this data: ``<cache_dir>/<key>`` (absolute)."""
+    return Path(cfg.cache_dir).resolve() / cache_key(cfg, fingerprints, tasks)
+
+
 @dataclass(frozen=True)
 class PreparedData:
     """Paths and manifest of a finished ``prepare``."""

@@ -28,7 +28,7 @@ from graphium_ray.chem.cuik_graph import installed as cuik_installed
 from graphium_ray.chem.descriptors import molecule_feature_names
 from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
-from graphium_ray.data.cache import PreparedData, cache_key, write_json_atomic
+from graphium_ray.data.cache import PreparedData, entry_root, write_json_atomic
 from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
 from graphium_ray.data.featurize import Featurizer
@@ -324,8 +324,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     cache entry at a time: a second ``prepare`` of the same data waits for the first, then reuses it."""
     started = time.time()
     sources, tasks, fingerprints = resolve_sources(cfg)
-    key = cache_key(cfg, fingerprints, tasks)
-    root = Path(cfg.cache_dir).resolve() / key
+    root = entry_root(cfg, fingerprints, tasks)
     if not force and (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
         return _usable(PreparedData.load(root), sources)
@@ -343,12 +342,13 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
             log.info("reusing prepared data in %s (prepared meanwhile by another process)", root)
             return _usable(PreparedData.load(root), sources)
         root.mkdir(exist_ok=True)
-        return _usable(_build(cfg, sources, tasks, fingerprints, key, root, started), sources)
+        return _usable(_build(cfg, sources, tasks, fingerprints, root, started), sources)
 
 
 def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fingerprints: dict[str, str],
-           key: str, root: Path, started: float) -> PreparedData:
-    """The stages (ingest, merge, featurize), the reports and the manifest of cache entry ``root``."""
+           root: Path, started: float) -> PreparedData:
+    """The stages (ingest, merge, featurize), the reports and the manifest of cache entry ``root``
+    (named by its cache key)."""
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
     stage_seconds: dict[str, float] = {}
@@ -368,7 +368,7 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     rows = stats.pop("rows")
     mol_stats = stats.pop("mol_feat", None)
     manifest = Manifest(
-        cache_key=key,
+        cache_key=root.name,
         sources=fingerprints,
         tasks=[t.to_dict() for t in tasks],
         label_widths=layout.widths,
