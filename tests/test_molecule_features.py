@@ -138,7 +138,7 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     assert main(["train", str(tmp_path / "cfg.yaml"), "--output", str(tmp_path / "run")]) == 0
 
-    cache = PreparedData.load(next((tmp_path / "cache").iterdir()))
+    cache = PreparedData.load(next((tmp_path / "cache").glob("*/manifest.json")).parent)  # (beside each entry: its .lock)
     table = pq.read_table(cache.featurized_dir)
     train = np.array(table.filter(pa.compute.equal(table["split"], "train")).column("mol_feat").to_pylist())
     stats = cache.manifest.molecule_features
