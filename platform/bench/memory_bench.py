@@ -29,6 +29,7 @@ import argparse
 import gzip
 import json
 import multiprocessing
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -263,7 +264,8 @@ def run_child(code: str, args: list[str], what: str) -> tuple[dict, TreeSampler]
 
 
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",
-            train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit") -> dict:  # fmt: skip
+            train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit",
+            stream_buffer_mb: float | None = None) -> dict:  # fmt: skip
     inputs = work / f"in_{source}_{size}"
     if not inputs.is_dir():
         (write_moses_input if source == "moses" else write_qm9_input)(size, inputs)
@@ -272,15 +274,19 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
            "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
+    if stream_buffer_mb is not None:
+        cfg["train"]["stream_buffer_mb"] = stream_buffer_mb
     started = time.time()
     result, sampler = run_child(CHILD_PREPARE, [json.dumps(cfg), str(num_cpus), str(cap_mb)], f"prepare of {size} molecules")
     summary = sampler.summary()
     out = {"source": source, "backend": backend, "molecules": size, "num_shards": num_shards, "object_store_cap_mb": cap_mb,
            "peak_pss_mb": summary["peak_pss_mb"], "wall_seconds": round(time.time() - started, 1), **result,
-           "molecules_per_s": round(size / result["prepare_seconds"]), "prepare_memory": summary}  # fmt: skip
+           "molecules_per_s": round(size / result["prepare_seconds"]) if result["prepare_seconds"] else None, "prepare_memory": summary}  # fmt: skip
     timelines = {"prepare": sampler.samples}
     if train_epoch:
-        result, sampler = run_child(CHILD_TRAIN, [json.dumps(cfg), str(num_cpus), str(work / f"run_{source}_{size}")],
+        run_dir = work / f"run_{source}_{size}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a fresh epoch (an old run there would be resumed)
+        result, sampler = run_child(CHILD_TRAIN, [json.dumps(cfg), str(num_cpus), str(run_dir)],
                                     f"training epoch on {size} molecules")  # fmt: skip
         out["train_epoch"] = {**result, "memory": sampler.summary()}
         timelines["train"] = sampler.samples
@@ -301,6 +307,8 @@ def main() -> None:
     p.add_argument("--timeline", default=None, help="folder for per-sample PSS timelines (JSON per size)")
     p.add_argument("--backend", choices=["rdkit", "cuik"], default="rdkit",
                    help="featurizer.backend (cuik: run this script with cuik-molmaker's environment, BENCHMARKS.md section 1)")
+    p.add_argument("--stream-buffer-mb", type=float, default=None,
+                   help="train.stream_buffer_mb of the training epoch (default: the config's default)")
     args = p.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -310,7 +318,7 @@ def main() -> None:
         if timeline is not None:
             timeline.parent.mkdir(parents=True, exist_ok=True)
         runs.append(measure(size, args.num_cpus, work, args.num_shards, args.object_store_cap_mb, args.source,
-                            args.train_epoch, timeline, args.backend))  # fmt: skip
+                            args.train_epoch, timeline, args.backend, args.stream_buffer_mb))  # fmt: skip
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
