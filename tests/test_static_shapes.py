@@ -165,3 +165,28 @@ def test_static_batches_round_trip_through_a_dict_of_tensors():
         assert torch.equal(getattr(again, name), getattr(batch, name))
     assert torch.equal(again.pe["rw"], batch.pe["rw"])
     torch.testing.assert_close(again.y["graph"], batch.y["graph"], equal_nan=True)  # padding rows are NaN
+
+
+def test_batch_norm_trains_on_a_batch_of_one_single_atom_molecule():
+    """An epoch's last batch can be one molecule of one heavy atom (methane in FreeSolv): one node
+    row, no batch statistics. It trains, normalized with the running statistics (left unchanged),
+    like PyG's BatchNorm(allow_single_element=True); nn.BatchNorm1d raised here."""
+    from torch_geometric.nn.norm import BatchNorm
+
+    from graphium_ray.nn.primitives import MaskedBatchNorm1d
+
+    torch.manual_seed(0)
+    ours, pyg = MaskedBatchNorm1d(4), BatchNorm(4, allow_single_element=True)
+    warm = torch.randn(16, 4) * 3 + 1
+    ours.train()(warm), pyg.train()(warm)  # same running statistics after one ordinary batch
+    one = torch.randn(1, 4)
+    before = ours.running_mean.clone()
+    torch.testing.assert_close(ours(one), pyg(one))
+    torch.testing.assert_close(ours.running_mean, before)
+    feats = featurize_smiles(["C"], np.array([[0.5, 0.0]], np.float32), FeaturizerConfig(positional_encodings={"random_walk_k": 4}))
+    model = _model("gine", lap=0, norm="batch").train()
+    batch = rows_to_batch(feats, WIDTHS, 13)
+    assert batch.num_nodes == 1
+    out = model(batch)["graph"]
+    out.sum().backward()
+    assert torch.isfinite(out).all()

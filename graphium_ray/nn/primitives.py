@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class MuLinear(nn.Linear):
@@ -28,10 +29,15 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     rows where mask is True: μ = Σ m_i x_i / Σ m_i, σ² = Σ m_i (x_i - μ)² / Σ m_i (biased, as
     BatchNorm normalizes), and the running variance is updated with the unbiased estimate, exactly
     as ``nn.BatchNorm1d`` does on the real rows alone. All reductions are masked sums, so the
-    shapes never depend on the data. Without a mask, or in eval mode, it is ``nn.BatchNorm1d``.
+    shapes never depend on the data. Without a mask, or in eval mode, it is ``nn.BatchNorm1d``,
+    except that a training batch of a single row (one molecule of one heavy atom, e.g. methane,
+    left alone in an epoch's last batch) has no batch statistics: it is normalized with the running
+    ones, which it leaves unchanged (PyG's ``allow_single_element``); ``nn.BatchNorm1d`` raises.
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None and self.training and x.shape[0] <= 1 and self.running_mean is not None:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         if mask is None or not self.training:
             return super().forward(x)
         m = mask.to(x.dtype).unsqueeze(-1)
