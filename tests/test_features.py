@@ -158,10 +158,62 @@ def test_every_feature_is_defined_once_and_checked_by_the_config():
     from graphium_ray.config import ConfigError, validate
 
     assert set(ATOM_ONEHOT_SOURCE) == set(ATOM_ONEHOT_WIDTH)  # a one-hot feature has its table
+    from graphium_ray.chem.atom_contributions import PER_MOLECULE_ATOM_VALUES
+
     derived = {"deg", "ring", "mass"}  # computed from a batch's bonds / masses in chem/graph.py
+    derived |= set(PER_MOLECULE_ATOM_VALUES)  # computed per molecule by RDKit (chem/atom_contributions.py)
     assert {*ATOM_ONEHOT_SOURCE.values(), *ATOM_FLOAT_SOURCE.values()} - derived <= set(ATOM_RAW_GETTERS)
     base = {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["y"]}]}]}
     ok = validate({"data": {**base, "featurizer": {"atom_onehot": list(ATOM_ONEHOT_SOURCE)}}}, "cfg")
     assert ok.data.featurizer.atom_onehot == list(ATOM_ONEHOT_SOURCE)
     with pytest.raises(ConfigError, match=r"data.featurizer.atom_float: .*unknown feature\(s\) \['charge'\]"):
         validate({"data": {**base, "featurizer": {"atom_float": ["degree", "charge"]}}}, "cfg")
+
+
+CONTRIBUTIONS = ["crippen-logp", "crippen-mr", "tpsa-contribution", "asa-contribution", "gasteiger-charge"]
+
+
+def test_atom_contributions_sum_to_rdkit_molecule_descriptors():
+    """Each per-atom contribution feature, summed over a molecule's atoms in a batch, equals RDKit's
+    molecule-level descriptor computed independently (Crippen logP / MR with the hydrogens, TPSA,
+    Labute ASA less the implicit hydrogens' share, and the net charge for Gasteiger charges)."""
+    from rdkit.Chem import Crippen, rdMolDescriptors
+
+    from graphium_ray.chem.graph import mols_to_graphs
+    from graphium_ray.data.builtin import REFERENCE_SMILES
+
+    smiles = REFERENCE_SMILES + ["C[N+](C)(C)C.[Cl-]", "[Na+].[O-]C(=O)C", "[2H]C", "OC(=O)C[C@H](N)C(=O)O"]
+    mols = [parse_smiles(s) for s in smiles]
+    g = mols_to_graphs(mols, [], CONTRIBUTIONS, [])
+    assert g.x.shape == (int(g.num_nodes.sum()), 5) and np.isfinite(g.x).all()
+    sums = np.add.reduceat(g.x.astype(np.float64), np.cumsum(g.num_nodes) - g.num_nodes, axis=0)
+    asa = [rdMolDescriptors.CalcLabuteASA(m) - rdMolDescriptors._CalcLabuteASAContribs(m)[1] for m in mols]
+    expected = np.array([[Crippen.MolLogP(m), Crippen.MolMR(m) / 10, rdMolDescriptors.CalcTPSA(m) / 10, a / 10,
+                          Chem.GetFormalCharge(m)] for m, a in zip(mols, asa, strict=True)])  # fmt: skip
+    np.testing.assert_allclose(sums, expected, atol=2e-4 * max(1, max(g.num_nodes)))
+    assert np.abs(sums[:, 0]).max() > 1 and np.abs(g.x[:, 4]).max() > 0.1  # not all zeros
+
+
+def test_gasteiger_charge_per_atom_and_unparametrized_atoms():
+    """Acetic acid's values are RDKit's Gasteiger charges read directly (implicit H's charge added to
+    its atom); a molecule with an element without Gasteiger parameters (RDKit: NaN on every atom)
+    gets 0, not NaN."""
+    from rdkit.Chem import rdPartialCharges
+
+    from graphium_ray.chem.graph import mols_to_graphs
+
+    mol = Chem.MolFromSmiles("CC(=O)O")
+    rdPartialCharges.ComputeGasteigerCharges(mol)
+    direct = [a.GetDoubleProp("_GasteigerCharge") + a.GetDoubleProp("_GasteigerHCharge") for a in mol.GetAtoms()]
+    g = mols_to_graphs([parse_smiles("CC(=O)O"), parse_smiles("[Sc]C")], [], ["gasteiger-charge"], [])
+    np.testing.assert_allclose(g.x[:4, 0], direct, rtol=1e-5)
+    assert g.x[2, 0] < -0.2 and g.x[1, 0] > 0.2  # carbonyl O negative, carbonyl C positive
+    assert np.isfinite(g.x).all() and (g.x[4:, 0] == 0).all()
+
+
+def test_atom_contributions_refused_by_the_compiled_backend():
+    from graphium_ray.config import ConfigError, validate
+
+    base = {"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["y"]}]}]}
+    with pytest.raises(ConfigError, match="cuik does not support.*crippen-logp"):
+        validate({"data": {**base, "featurizer": {"backend": "cuik", "atom_float": ["degree", "crippen-logp"]}}}, "cfg")

@@ -17,6 +17,10 @@ chirality (one-hot)       3       CW, CCW, other
 degree, formal-charge,    1 each  raw integer / bool (mass is divided by 100)
 radical-electron,
 aromatic, in-ring, mass
+crippen-logp, crippen-mr,  1 each  RDKit's per-atom contributions (chem/atom_contributions.py;
+tpsa-contribution,                 off by default)
+asa-contribution,
+gasteiger-charge
 bond-type-onehot          5       SINGLE, DOUBLE, TRIPLE, AROMATIC + other
 stereo                    7       NONE, ANY, Z, E, CIS, TRANS + other
 in-ring, conjugated       1 each  bool
@@ -106,7 +110,8 @@ ATOM_ONEHOT_WIDTH = {name: int(t.max()) + 1 for name, t in ATOM_ONEHOT_TABLES.it
 
 # Every atom feature is one entry: its config name -> the raw per-atom value it reads. A raw value
 # is an RDKit getter (ATOM_RAW_GETTERS) or one of "deg" (explicit neighbours), "ring" (in a ring)
-# and "mass" (/100), which chem/graph.py derives from the bonds / masses of a whole batch at once.
+# and "mass" (/100), which chem/graph.py derives from the bonds / masses of a whole batch at once, or
+# a per-molecule RDKit computation (chem/atom_contributions.py PER_MOLECULE_ATOM_VALUES).
 # A one-hot feature also needs its table in ATOM_ONEHOT_TABLES; config validation reads these keys.
 _A = Chem.Atom
 ATOM_RAW_GETTERS = {
@@ -117,7 +122,9 @@ ATOM_RAW_GETTERS = {
 ATOM_ONEHOT_SOURCE = {"atomic-number": "z", "group": "z", "period": "z", "total-valence": "val",
                       "hybridization": "hyb", "total-hs": "hs", "chirality": "chi"}  # fmt: skip
 ATOM_FLOAT_SOURCE = {"degree": "deg", "formal-charge": "chg", "radical-electron": "rad",
-                     "aromatic": "aro", "in-ring": "ring", "mass": "mass"}  # fmt: skip
+                     "aromatic": "aro", "in-ring": "ring", "mass": "mass",
+                     "crippen-logp": "logp", "crippen-mr": "mr", "tpsa-contribution": "tpsa",
+                     "asa-contribution": "asa", "gasteiger-charge": "gasteiger"}  # fmt: skip
 
 BOND_TYPE_TABLE = _onehot_table(
     {

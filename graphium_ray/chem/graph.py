@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 from rdkit import Chem, RDLogger
 
+from graphium_ray.chem.atom_contributions import PER_MOLECULE_ATOM_VALUES, atom_values
 from graphium_ray.chem.features import (
     ATOM_FLOAT_SOURCE,
     ATOM_ONEHOT_SOURCE,
@@ -204,8 +205,9 @@ def _mols_to_graphs(mols: list[Chem.Mol], onehot: list[str], floats: list[str], 
     begin, end = _ints(_B.GetBeginAtomIdx, bonds), _ints(_B.GetEndAtomIdx, bonds)
     bond_ring = np.fromiter(map(_B.IsInRing, bonds), dtype=bool, count=len(bonds))
     bond_ends = np.concatenate([begin, end]) + np.tile(node_offset, 2)  # batch-wide atom index of both ends
-    raw: dict[str, np.ndarray] = {}
-    for key in {ATOM_ONEHOT_SOURCE[n] for n in onehot} | {ATOM_FLOAT_SOURCE[f] for f in floats}:
+    needed = {ATOM_ONEHOT_SOURCE[n] for n in onehot} | {ATOM_FLOAT_SOURCE[f] for f in floats}
+    raw: dict[str, np.ndarray] = atom_values(sorted(needed & PER_MOLECULE_ATOM_VALUES.keys()), mols)
+    for key in needed - raw.keys():
         if key == "deg":  # explicit neighbours = incident bonds
             raw[key] = np.bincount(bond_ends, minlength=n_atoms)
         elif key == "ring":  # an atom is in a ring iff one of its bonds is
