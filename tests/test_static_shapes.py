@@ -183,6 +183,9 @@ def test_batch_norm_trains_on_a_batch_of_one_single_atom_molecule():
     before = ours.running_mean.clone()
     torch.testing.assert_close(ours(one), pyg(one))
     torch.testing.assert_close(ours.running_mean, before)
+    padded, mask = torch.cat([one, torch.zeros(3, 4)]), torch.tensor([True, False, False, False])
+    torch.testing.assert_close(ours(padded, mask)[:1], pyg(one))  # the same row padded: the same rule
+    torch.testing.assert_close(ours.running_mean, before)
     feats = featurize_smiles(["C"], np.array([[0.5, 0.0]], np.float32), FeaturizerConfig(positional_encodings={"random_walk_k": 4}))
     model = _model("gine", lap=0, norm="batch").train()
     batch = rows_to_batch(feats, WIDTHS, 13)

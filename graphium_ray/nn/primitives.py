@@ -29,10 +29,11 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     rows where mask is True: μ = Σ m_i x_i / Σ m_i, σ² = Σ m_i (x_i - μ)² / Σ m_i (biased, as
     BatchNorm normalizes), and the running variance is updated with the unbiased estimate, exactly
     as ``nn.BatchNorm1d`` does on the real rows alone. All reductions are masked sums, so the
-    shapes never depend on the data. Without a mask, or in eval mode, it is ``nn.BatchNorm1d``,
-    except that a training batch of a single row (one molecule of one heavy atom, e.g. methane,
-    left alone in an epoch's last batch) has no batch statistics: it is normalized with the running
-    ones, which it leaves unchanged (PyG's ``allow_single_element``); ``nn.BatchNorm1d`` raises.
+    shapes never depend on the data. Without a mask, or in eval mode, it is ``nn.BatchNorm1d``.
+    A training batch of at most one (real) row (one molecule of one heavy atom, e.g. methane, left
+    alone in an epoch's last batch, padded or not) has no batch statistics: it is normalized with
+    the running ones, which it leaves unchanged (PyG's ``allow_single_element``); ``nn.BatchNorm1d``
+    raises.
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -41,18 +42,24 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
         if mask is None or not self.training:
             return super().forward(x)
         m = mask.to(x.dtype).unsqueeze(-1)
-        n = m.sum().clamp(min=1.0)
+        rows = m.sum()
+        n = rows.clamp(min=1.0)
         mean = (x * m).sum(0) / n
         var = (((x - mean) ** 2) * m).sum(0) / n
         if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():  # a batch with no real row (lockstep padding) leaves the statistics alone
-                has_rows = (m.sum() > 0).to(x.dtype)
-                self.num_batches_tracked.add_(has_rows.long())
+            # ≤ 1 real row (lockstep padding, or methane alone) has no statistics: the running ones
+            # normalize it and stay as they are (torch.where: no data-dependent branch, static shapes)
+            has_stats = rows > 1
+            with torch.no_grad():
+                update = has_stats.to(x.dtype)
+                self.num_batches_tracked.add_(update.long())
                 tracked = self.num_batches_tracked.clamp(min=1).to(x.dtype)
-                momentum = (self.momentum if self.momentum is not None else 1.0 / tracked) * has_rows
+                momentum = (self.momentum if self.momentum is not None else 1.0 / tracked) * update
                 unbiased = var * n / (n - 1).clamp(min=1.0)
                 self.running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
                 self.running_var.mul_(1 - momentum).add_(momentum * unbiased.detach())
+            mean = torch.where(has_stats, mean, self.running_mean)
+            var = torch.where(has_stats, var, self.running_var)
         out = (x - mean) / torch.sqrt(var + self.eps)
         return out * self.weight + self.bias if self.affine else out
 
