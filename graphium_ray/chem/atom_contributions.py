@@ -74,10 +74,11 @@ PER_MOLECULE_ATOM_VALUES: dict[str, tuple[Callable[[Chem.Mol], np.ndarray], int]
 
 def atom_values(keys: list[str], mols: list[Chem.Mol]) -> dict[str, np.ndarray]:
     """``key -> (Σ atoms,) float32``: the per-atom values of each key for all molecules, in atom order."""
+    if not mols:
+        return {k: np.zeros(0, np.float32) for k in keys}
     out = {}
     for compute in dict.fromkeys(PER_MOLECULE_ATOM_VALUES[k][0] for k in keys):
-        parts = [compute(m) for m in mols]
-        values = np.concatenate(parts) if parts else np.zeros((0, 2))
+        values = np.concatenate([compute(m) for m in mols])
         for k in keys:
             if PER_MOLECULE_ATOM_VALUES[k][0] is compute:
                 out[k] = values[:, PER_MOLECULE_ATOM_VALUES[k][1]].astype(np.float32)
