@@ -299,3 +299,54 @@ def test_a_cache_dir_that_cannot_be_written_is_one_line_naming_it(ray_cluster, t
                                "tasks": [{"columns": ["logp"]}]}], cache_dir=str(tmp_path / "a_file" / "cache"))  # fmt: skip
     with pytest.raises(ConfigError, match=r"data.cache_dir .*a_file/cache: cannot write in .*Not a directory"):
         prepare(cfg)
+
+
+def test_scaffold_split_through_prepare_and_only_when_the_cache_is_built(ray_cluster, tmp_path, zinc_trio, monkeypatch):
+    """``split.kind: scaffold`` assigns every molecule its scaffold group's split (the same as
+    :func:`scaffold_split` on the file's SMILES); reusing the cache does not parse the SMILES again
+    (that is one driver process over the whole dataset: minutes at a million molecules)."""
+    from rdkit import Chem
+
+    import graphium_ray.data.scaffold as scaffold
+
+    d, ref = zinc_trio
+    real, calls = scaffold.scaffold_split, []
+    monkeypatch.setattr(scaffold, "scaffold_split", lambda *args: calls.append(args) or real(*args))
+    cfg = data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
+                               "tasks": [{"columns": ["logp"]}]}], split={"kind": "scaffold", "seed": 3})  # fmt: skip
+    first = prepare(cfg)
+    expected = real(ref["smiles"], 3, (0.8, 0.1, 0.1))
+    table = pq.read_table(first.featurized_dir, columns=["mol_key", "split"]).to_pydict()
+    got = dict(zip(table["mol_key"], table["split"], strict=True))
+    assert len(got) == 43 and {s for s in got.values()} == {"train", "val", "test"}
+    for row, smiles in enumerate(ref["smiles"]):
+        assert got[Chem.MolToSmiles(Chem.MolFromSmiles(smiles))] == expected[row], smiles
+    assert len(calls) == 1
+    again = prepare(cfg)
+    assert again.root == first.root and len(calls) == 1  # reused: no second scaffold split
+
+
+def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluster, tmp_path, zinc_trio):
+    """What a training worker reads from the cache's files itself (a split it keeps in memory) is
+    what Ray Data streams for that split: the same rows, columns, values and order."""
+    import ray
+
+    from graphium_ray.data.reader import read_split, read_split_table
+
+    d, _ = zinc_trio
+    prepared = prepare(data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
+                                            "tasks": [{"columns": ["logp"]}]}], num_shards=3))  # fmt: skip
+    context = ray.data.DataContext.get_current()
+    order = context.execution_options.preserve_order
+    context.execution_options.preserve_order = True  # as the training driver sets it
+    try:
+        for split, keep_key in (("train", False), ("val", False), ("test", True)):
+            ours = read_split_table(prepared.featurized_dir, split, keep_key)
+            streamed = pa.concat_tables(read_split(prepared.featurized_dir, split, keep_key)
+                                        .iter_batches(batch_size=None, batch_format="pyarrow"))  # fmt: skip
+            assert ours.num_rows == prepared.manifest.splits[split] > 0
+            assert ours.column_names == streamed.column_names
+            for name in ours.column_names:  # str(): NaN labels compare equal
+                assert str(ours.column(name).to_pylist()) == str(streamed.column(name).to_pylist()), (split, name)
+    finally:
+        context.execution_options.preserve_order = order

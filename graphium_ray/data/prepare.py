@@ -23,15 +23,10 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import ray
 
-from graphium_ray.chem.cuik_graph import INSTALL_HINT as CUIK_INSTALL_HINT
-from graphium_ray.chem.cuik_graph import installed as cuik_installed
-from graphium_ray.chem.descriptors import molecule_feature_names
-from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, entry_root, write_json_atomic
 from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
-from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
     SKIPPED_BUCKET,
@@ -43,7 +38,6 @@ from graphium_ray.data.ingest import (
 )
 from graphium_ray.data.reader import featurized_files, read_parquet_files
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
-from graphium_ray.data.scaffold import scaffold_split
 from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
@@ -89,18 +83,33 @@ def resolve_sources(cfg: DataConfig) -> tuple[list[SourceFile], list[TaskSpec], 
                 )  # fmt: skip
             )
         tasks.extend(ds_tasks or [])
-        if cfg.split.kind == "scaffold" and not ds.split_file:
-            mine = [i for i, src in enumerate(sources) if src.dataset == ds.name]
-            for i, src in zip(mine, _scaffold_sources([sources[i] for i in mine], cfg), strict=True):
-                sources[i] = src
         if ds.split_file:
             fingerprints[ds.split_file] = fingerprint(ds.split_file)
     return sources, tasks, fingerprints
 
 
+def with_scaffold_splits(sources: list[SourceFile], cfg: DataConfig) -> list[SourceFile]:
+    """``split.kind: scaffold``: each dataset without a ``split_file`` gets one balanced Bemis–Murcko
+    split over all its files. Computed only when a cache entry is built, never to reuse one: it
+    parses every SMILES on the driver (the cache key already names the files, seed and fractions
+    it depends on)."""
+    if cfg.split.kind != "scaffold":
+        return sources
+    sources = list(sources)
+    for ds in cfg.datasets:
+        if ds.split_file:
+            continue
+        mine = [i for i, src in enumerate(sources) if src.dataset == ds.name]
+        for i, src in zip(mine, _scaffold_sources([sources[i] for i in mine], cfg), strict=True):
+            sources[i] = src
+    return sources
+
+
 def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[SourceFile]:
-    """``split.kind: scaffold``: one balanced Bemis–Murcko split over all files of a dataset, given
-    to each file as its row → split map (computed on the driver from the SMILES column only)."""
+    """One balanced Bemis–Murcko split over ``sources`` (one dataset's files), given to each file as
+    its row → split map (computed on the driver from the SMILES column only)."""
+    from graphium_ray.data.scaffold import scaffold_split  # RDKit: not needed to reuse a cache
+
     smiles, owners = [], []
     for src in sources:
         for _, _, cells, _ in read_cells(src.path, src.fmt, [src.smiles_column], 65536):
@@ -166,7 +175,7 @@ def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path)
     ray.get(pending)
 
 
-class _FeaturizeRowGroups(Featurizer):
+class _FeaturizeRowGroups:
     """Reads one row group of a molecule shard, featurizes it ``batch_rows`` at a time and writes
     the result as one file of the shard's folder in the cache; returns only ``(shard, rows)``.
 
@@ -183,7 +192,9 @@ class _FeaturizeRowGroups(Featurizer):
     """
 
     def __init__(self, feat_dir: str, batch_rows: int, **featurizer_kwargs):
-        super().__init__(**featurizer_kwargs)
+        from graphium_ray.data.featurize import Featurizer  # RDKit and SciPy: not needed to reuse a cache
+
+        self.featurizer = Featurizer(**featurizer_kwargs)
         self.feat_dir, self.batch_rows = Path(feat_dir), batch_rows
 
     def __call__(self, units: dict) -> dict:
@@ -194,9 +205,9 @@ class _FeaturizeRowGroups(Featurizer):
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = out.with_name(f".{out.name}.tmp")  # hidden: no Parquet reader lists it
             molecules = pq.ParquetFile(str(path)).read_row_group(int(row_group))
-            with pq.ParquetWriter(tmp, self.schema) as writer:
+            with pq.ParquetWriter(tmp, self.featurizer.schema) as writer:
                 for offset in range(0, molecules.num_rows, self.batch_rows):
-                    writer.write_table(super().__call__(molecules.slice(offset, self.batch_rows)))
+                    writer.write_table(self.featurizer(molecules.slice(offset, self.batch_rows)))
             os.replace(tmp, out)
             shards.append(shard)
             rows.append(molecules.num_rows)
@@ -328,8 +339,11 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
     if not force and (root / "manifest.json").exists():
         log.info("reusing prepared data in %s", root)
         return _usable(PreparedData.load(root), sources)
-    if cfg.featurizer.backend == "cuik" and not cuik_installed():  # one line here, not a traceback per actor
-        raise ConfigError(f"data.featurizer.backend: cuik needs cuik-molmaker, not installed: {CUIK_INSTALL_HINT}")
+    if cfg.featurizer.backend == "cuik":
+        from graphium_ray.chem.cuik_graph import INSTALL_HINT, installed
+
+        if not installed():  # one line here, not a traceback per actor
+            raise ConfigError(f"data.featurizer.backend: cuik needs cuik-molmaker, not installed: {INSTALL_HINT}")
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         lock_path(root).touch(exist_ok=True)
@@ -342,6 +356,7 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
             log.info("reusing prepared data in %s (prepared meanwhile by another process)", root)
             return _usable(PreparedData.load(root), sources)
         root.mkdir(exist_ok=True)
+        sources = with_scaffold_splits(sources, cfg)
         return _usable(_build(cfg, sources, tasks, fingerprints, root, started), sources)
 
 
@@ -363,6 +378,9 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     if cfg.on_conflict == "error" and duplicates["conflicts"]:
         raise ConfigError(f"{sum(duplicates['conflicts'].values())} conflicting duplicate labels "
                           f"(data.on_conflict=error); see {duplicates['report']}")  # fmt: skip
+    from graphium_ray.chem.descriptors import molecule_feature_names
+    from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
+
     mol_names = molecule_feature_names(list(cfg.featurizer.molecule))
     stats = _label_stats(feats, layout, len(mol_names))
     rows = stats.pop("rows")

@@ -126,20 +126,27 @@ class TrainBatches:
 class EvalBatches:
     """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped).
 
-    ``keep``: collate the split once and keep the batches (a split that fits ``train.in_memory_mb``:
-    no Ray Data execution per validation pass)."""
+    ``read_whole``: reads the whole split as one Arrow table in this process
+    (:func:`~graphium_ray.data.reader.read_split_table`), for a split that fits the worker's memory:
+    the same batches as the shard's, without a Ray Data execution. ``keep``: collate the split once
+    and keep the batches (no read per validation pass)."""
 
     def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int],
-                 keep: bool = False):  # fmt: skip
-        self.shard, self.batch_rows, self.keep = shard, batch_rows, keep
+                 keep: bool = False, read_whole: Callable[[], pa.Table] | None = None):  # fmt: skip
+        self.shard, self.batch_rows, self.keep, self.read_whole = shard, batch_rows, keep, read_whole
         self.collate = GraphCollate(widths, bond_dim, worker=worker)
         self._kept: list[GraphBatch] | None = None
+
+    def _batches(self) -> Iterator[GraphBatch | None]:
+        if self.read_whole is None:
+            return self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
+        table = self.read_whole()
+        return (self.collate(table.slice(start, self.batch_rows)) for start in range(0, table.num_rows, self.batch_rows))
 
     def __iter__(self) -> Iterator[GraphBatch]:
         if self._kept is not None:
             return iter(self._kept)
-        batches = self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
-        mine = (b for b in batches if b is not None)
+        mine = (b for b in self._batches() if b is not None)
         if not self.keep:
             return mine
         self._kept = list(mine)

@@ -72,6 +72,16 @@ def train_split_bytes(prepared: PreparedData) -> int:
 CONTROLLER_POLL_S = 0.2
 
 
+def skip_preemption_watcher_on_one_node() -> None:
+    """Ray Train starts a preemption-watcher actor per run (a new process: ~1.3 s of CPU on 2 cores,
+    while the training worker starts) that watches the nodes for drain notices, logs them and marks
+    the workers for ``ray.train.get_preemption_info``, which this loop does not read. On a one-node
+    cluster a drained node takes the controller down with the workers, so it has nothing to watch
+    for: turned off there (``RAY_TRAIN_ENABLE_PREEMPTION_WATCHER``; a user's value wins)."""
+    if sum(1 for node in ray.nodes() if node["Alive"]) == 1:
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+
+
 def train_ingest_options(cfg: RunConfig):
     """Ray Data options of the train split's reader: Ray Train's defaults (which carry this driver's
     ``preserve_order``) with the object store read-ahead capped at ``train.stream_buffer_mb``."""
@@ -104,6 +114,7 @@ def build_trainer(
     # epochs shorter than the interval (the small datasets most users fine-tune on) were stretched
     # to 2 s each. Ray passes this variable from the driver to the controller. A user's value wins.
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", str(CONTROLLER_POLL_S))
+    skip_preemption_watcher_on_one_node()
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     ray.data.DataContext.get_current().execution_options.preserve_order = True  # the same data order every run
     feats = prepared.featurized_dir
@@ -122,6 +133,7 @@ def build_trainer(
             "run": cfg.model_dump(mode="json"),
             "data": prepared.manifest.to_dict(),
             "train_bytes": train_bytes,
+            "featurized_dir": str(feats.resolve()),
             "threads": threads,
             "run_dir": str(output_dir.resolve()),
             "progress_bar": progress_wanted(),

@@ -2,8 +2,10 @@
 
 The driver pickles :func:`train_loop_per_worker` by reference and never imports the training loop
 itself: torch's compiler stack and Lightning cost ~4 s to import on a 2-core machine, and only the
-workers need them. In the worker, a train split that will be kept in memory starts streaming in
-(a Ray Data job: ~2-3 s to its first rows) on a thread while those imports run.
+workers need them. In the worker, a train split that will be kept in memory starts being read on a
+thread while those imports run: from the cache's files directly when every worker keeps the whole
+split (``train.shard_train: hash``), else from the worker's Ray Data shard (a Ray Data execution,
+~2-3 s to its first rows, which also slows the imports it overlaps).
 """
 
 from __future__ import annotations
@@ -29,17 +31,17 @@ def whole_shard(shard):
     return pa.concat_tables(list(shard.iter_batches(batch_size=8192, batch_format="pyarrow")))
 
 
-def read_whole_shard(shard) -> Future:
-    """A future of :func:`whole_shard`, read on a daemon thread."""
+def in_background(read, *args) -> Future:
+    """A future of ``read(*args)``, run on a daemon thread."""
     future: Future = Future()
 
-    def read() -> None:
+    def run() -> None:
         try:
-            future.set_result(whole_shard(shard))
+            future.set_result(read(*args))
         except BaseException as err:  # surfaced in the training loop, where the table is used
             future.set_exception(err)
 
-    threading.Thread(target=read, name="train-shard-prefetch", daemon=True).start()
+    threading.Thread(target=run, name="train-shard-prefetch", daemon=True).start()
     return future
 
 
@@ -51,7 +53,12 @@ def train_loop_per_worker(config: dict) -> None:
     world = ray.train.get_context().get_world_size()
     prefetched = None
     if keeps_train_in_memory(config["train_bytes"], train["in_memory_mb"], train["shard_train"], world):
-        prefetched = read_whole_shard(ray.train.get_dataset_shard("train"))
+        if train["shard_train"] == "hash":
+            from graphium_ray.data.reader import read_split_table
+
+            prefetched = in_background(read_split_table, config["featurized_dir"], "train")
+        else:
+            prefetched = in_background(whole_shard, ray.train.get_dataset_shard("train"))
     from graphium_ray.train.loop import train_loop_per_worker as run
 
     run(config, entered, prefetched)

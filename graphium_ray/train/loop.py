@@ -11,6 +11,7 @@ from the last reported checkpoint.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -29,6 +30,7 @@ import torch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate_fn import GraphCollate
+from graphium_ray.data.reader import read_split_table
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
@@ -40,7 +42,7 @@ from graphium_ray.train.entry import process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.finetune import load_pretrained
-from graphium_ray.train.memory_budget import keeps_train_in_memory, keeps_val_in_memory
+from graphium_ray.train.memory_budget import fits_in_memory, keeps_train_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
 from graphium_ray.train.progress import StepProgress
@@ -102,6 +104,16 @@ def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: Mul
                         prefetched)  # fmt: skip
 
 
+def _whole_split_reader(cfg: RunConfig, data: Manifest, config: dict, split: str):
+    """Reads evaluation ``split`` from the cache's files in this worker when it fits
+    ``train.in_memory_mb`` (milliseconds for a small split, against a Ray Data execution's ~2 s);
+    None: stream it through the worker's Ray Data shard."""
+    if not config.get("featurized_dir") or not fits_in_memory(config["train_bytes"], data.splits, split,
+                                                               cfg.train.in_memory_mb):  # fmt: skip
+        return None
+    return functools.partial(read_split_table, config["featurized_dir"], split, keep_key=split == "test")
+
+
 def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker,
          prefetched=None) -> None:  # fmt: skip
     rank = worker[0]
@@ -121,23 +133,24 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
     train = _train_batches(cfg, data, config["train_bytes"], module, worker, device, prefetched)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
-    keep_val = keeps_val_in_memory(config["train_bytes"], data.splits, cfg.train.in_memory_mb)
-    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths,
-                      data.bond_dim, worker, keep=keep_val)  # fmt: skip
+    keep_val = fits_in_memory(config["train_bytes"], data.splits, "val", cfg.train.in_memory_mb)
+    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths, data.bond_dim,
+                      worker, keep=keep_val, read_whole=_whole_split_reader(cfg, data, config, "val"))  # fmt: skip
     state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
         loggers.close()
 
 
-def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: list[TaskSpec], worker) -> tuple[dict, dict]:
+def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: list[TaskSpec], worker,
+                config: dict) -> tuple[dict, dict]:  # fmt: skip
     """(test metrics, gathered graph-level predictions with keys) of ``net`` on the whole test split."""
     from graphium_ray.outputs import LabelNormalizer
 
     device = ray.train.torch.get_device()
     net = net.to(device).eval()
     batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data.label_widths,
-                          data.bond_dim, worker)  # fmt: skip
+                          data.bond_dim, worker, read_whole=_whole_split_reader(cfg, data, config, "test"))  # fmt: skip
     parts = [collect_batch(net, b.to(device)) for b in batches]
     preds = merge_predictions(gather_objects(merge_predictions(parts)))
     return compute_metrics(tasks, LabelNormalizer(tasks, data.label_stats), preds), preds
@@ -182,7 +195,7 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
         return
     if best.get("weights") is not None:
         net.load_state_dict(best["weights"])
-    test, preds = _score_test(cfg, data, net, tasks, worker)
+    test, preds = _score_test(cfg, data, net, tasks, worker, config)
     selected = next(r for r in state["history"] if r["epoch"] == state["best"]["epoch"])
     state.update({"final": True, "test": test, "selected_epoch": selected["epoch"],
                   "train_wall_seconds": time.time() - started,

@@ -11,8 +11,9 @@ def keeps_train_in_memory(train_bytes: int, in_memory_mb: float, shard_train: st
     return train_bytes <= in_memory_mb * 2**20 * (1 if shard_train == "hash" else world)
 
 
-def keeps_val_in_memory(train_bytes: int, splits: dict[str, int], in_memory_mb: float) -> bool:
-    """Whether each worker collates the whole validation split once and keeps it (else it is
-    streamed at every validation pass)."""
-    val_bytes = train_bytes * splits.get("val", 0) / max(1, splits.get("train", 0))
-    return val_bytes <= in_memory_mb * 2**20
+def fits_in_memory(train_bytes: int, splits: dict[str, int], split: str, in_memory_mb: float) -> bool:
+    """Whether a worker may hold the whole of an evaluation ``split`` at once: the validation split
+    is then collated once and kept (else streamed at every validation pass); either split is then
+    read from the cache's files in the worker rather than through a Ray Data execution."""
+    split_bytes = train_bytes * splits.get(split, 0) / max(1, splits.get("train", 0))
+    return split_bytes <= in_memory_mb * 2**20
