@@ -11,9 +11,10 @@ Training (``train.shard_train``):
 * ``ray``: Ray Data's ``streaming_split`` (each row read by one worker; the way to go on large
   clusters), ``ceil(batch_size / workers)`` rows per worker and step.
 
-A train split that fits ``train.in_memory_mb`` is read once into each worker's memory (Arrow) and
-every epoch is a seeded permutation of it (no Ray Data execution per epoch); a larger one streams
-from the cache every epoch through a seeded local shuffle buffer.
+A train split that fits ``train.in_memory_mb`` is read once into each worker's memory (Arrow; with
+``hash``, from the cache's files by the worker itself, see ``train/entry.py``) and every epoch is a
+seeded permutation of it (no Ray Data execution per epoch); a larger one streams from the cache
+every epoch through a seeded local shuffle buffer.
 
 Static-shape batches are packed per worker; packing gives workers different batch counts, so they
 run in lockstep (:func:`lockstep`). Evaluation batches are dealt by key hash, never dropped.
