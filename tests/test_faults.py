@@ -44,8 +44,9 @@ def alive_actor_pids(class_fragment: str) -> list[int]:
 
     # our own cluster's address: another Ray cluster may run on this machine
     address = ray.get_runtime_context().gcs_address
-    actors = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000)
-    return [a.pid for a in actors if class_fragment in (a.class_name or "") and a.pid]
+    actors = list_actors(address=address, filters=[("state", "=", "ALIVE")], limit=1000, detail=True)
+    # Ray Data's pool actors are all of class _MapWorker; their repr names the function they run
+    return [a.pid for a in actors if a.pid and class_fragment in f"{a.class_name} {a.repr_name or ''}"]
 
 
 def kill_first(class_fragment: str, ready, timeout: float = 240.0) -> int:
@@ -56,7 +57,7 @@ def kill_first(class_fragment: str, ready, timeout: float = 240.0) -> int:
             if pids:
                 os.kill(pids[0], signal.SIGKILL)
                 return pids[0]
-        time.sleep(0.5)
+        time.sleep(0.1)  # the featurize stage of the fixture's 3,000 molecules lasts a few seconds
     raise AssertionError(f"no {class_fragment} to kill within {timeout}s")
 
 
@@ -98,7 +99,7 @@ def test_killed_featurization_worker_is_retried_and_rows_are_exact(ray_cluster, 
         keyed = keyed or next((tmp_path / "cache").glob("*/keyed/_SUCCESS"), None)
         return keyed is not None
 
-    kill_first("MapWorker", featurizing)
+    kill_first("_FeaturizeRowGroups", featurizing)  # a featurize actor, not an ingest one still shutting down
     thread.join(timeout=600)
     m = result["p"].manifest
     assert m.molecules == m.featurized + m.skipped["by_stage"].get("featurize", 0)
