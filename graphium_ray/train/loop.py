@@ -18,6 +18,7 @@ import math
 import random
 import resource
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -56,12 +57,15 @@ def seed_everything(seed: int) -> None:
 
 
 def quiet_ray_reports() -> None:
-    """Ray Train logs every ``report`` call with all metrics at INFO; one line per epoch is ours."""
+    """Ray Train logs every ``report`` call with all metrics at INFO; one line per epoch is ours.
+    Lightning 2.6 builds torch's deprecated ``LeafSpec`` for every batch it moves, and torch 2.13
+    warns about it once per worker at the end of every run's output: nothing a user can act on."""
     from ray.train.v2._internal.execution import context
 
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
     for name in ("lightning.pytorch", "ray.data", "ray.train"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
 
 def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
