@@ -331,7 +331,7 @@ def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluste
     what Ray Data streams for that split: the same rows, columns, values and order."""
     import ray
 
-    from graphium_ray.data.reader import read_split, read_split_table
+    from graphium_ray.data.reader import iter_split_tables, read_split, read_split_table
 
     d, _ = zinc_trio
     prepared = prepare(data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
@@ -348,5 +348,11 @@ def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluste
             assert ours.column_names == streamed.column_names
             for name in ours.column_names:  # str(): NaN labels compare equal
                 assert str(ours.column(name).to_pylist()) == str(streamed.column(name).to_pylist()), (split, name)
+            # cut into batches as an evaluation pass reads them: the same batches as Ray Data's
+            ray_batches = list(read_split(prepared.featurized_dir, split, keep_key)
+                               .iter_batches(batch_size=4, batch_format="pyarrow"))  # fmt: skip
+            our_batches = list(iter_split_tables(prepared.featurized_dir, split, keep_key, batch_rows=4))
+            assert [b.num_rows for b in our_batches] == [b.num_rows for b in ray_batches]
+            assert all(str(a.to_pylist()) == str(b.to_pylist()) for a, b in zip(our_batches, ray_batches, strict=True))
     finally:
         context.execution_options.preserve_order = order

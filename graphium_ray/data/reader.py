@@ -1,10 +1,12 @@
 """Readers over the featurized cache: one split, usable molecules only, as a streaming Ray Dataset
-(:func:`read_split`) or, for a split a worker keeps in memory, read in the calling process
-(:func:`read_split_table`: the same rows in the same order, without a Ray Data execution)."""
+(:func:`read_split`) or, for a split a worker reads whole, read in the calling process
+(:func:`iter_split_tables`, :func:`read_split_table`: the same rows in the same order, without a Ray
+Data execution)."""
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -71,14 +73,35 @@ def read_split(featurized_dir: str | Path, split: str, keep_key: bool = False) -
                           num_cpus=TASK_CPUS, compute=ray.data.TaskPoolStrategy(size=readers(files)))  # fused with the reader
 
 
-def read_split_table(featurized_dir: str | Path, split: str, keep_key: bool = False) -> pa.Table:
-    """The rows :func:`read_split` streams, in the same order, as one Arrow table read here.
+def iter_split_tables(featurized_dir: str | Path, split: str, keep_key: bool = False,
+                      batch_rows: int | None = None) -> Iterator[pa.Table]:  # fmt: skip
+    """The rows :func:`read_split` streams, in the same order, read in this process one cache file at
+    a time; with ``batch_rows``, cut into tables of exactly that many rows (the last one shorter),
+    the batches Ray Data's ``iter_batches(batch_size=batch_rows)`` gives. Memory: one file.
 
-    For a split small enough to keep in a training worker's memory: a Ray Data execution costs
+    For splits a training worker reads whole (``train.in_memory_mb``): a Ray Data execution costs
     ~2 s before its first rows on a 2-core machine and competes with the worker's imports; reading
     the cache's Parquet files directly costs milliseconds for the small datasets most users train
     on. The files must be readable from the worker, as they already are for Ray Data's readers."""
-    parts = [keep_split(pq.read_table(path), split, keep_key) for path in featurized_files(featurized_dir)]
-    if not parts:
+    files = featurized_files(featurized_dir)
+    if not files:
         raise FileNotFoundError(f"no featurized Parquet files under {featurized_dir}")
-    return pa.concat_tables(parts, promote_options="default")
+    held: list[pa.Table] = []
+    for path in files:
+        table = keep_split(pq.read_table(path), split, keep_key)
+        if batch_rows is None:
+            yield table
+            continue
+        held.append(table)
+        whole = pa.concat_tables(held, promote_options="default")
+        full = whole.num_rows - whole.num_rows % batch_rows
+        for start in range(0, full, batch_rows):
+            yield whole.slice(start, batch_rows)
+        held = [whole.slice(full)]
+    if batch_rows is not None and held[0].num_rows:
+        yield held[0]
+
+
+def read_split_table(featurized_dir: str | Path, split: str, keep_key: bool = False) -> pa.Table:
+    """The rows :func:`read_split` streams, in the same order, as one Arrow table read here."""
+    return pa.concat_tables(iter_split_tables(featurized_dir, split, keep_key), promote_options="default")

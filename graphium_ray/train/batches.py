@@ -127,22 +127,21 @@ class TrainBatches:
 class EvalBatches:
     """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped).
 
-    ``read_whole``: reads the whole split as one Arrow table in this process
-    (:func:`~graphium_ray.data.reader.read_split_table`), for a split that fits the worker's memory:
-    the same batches as the shard's, without a Ray Data execution. ``keep``: collate the split once
-    and keep the batches (no read per validation pass)."""
+    ``read_batches(batch_rows=...)``: reads the split's rows in this process, cut into tables of
+    ``batch_rows`` (:func:`~graphium_ray.data.reader.iter_split_tables`), for a split that fits the
+    worker's memory: the same batches as the shard's, without a Ray Data execution. ``keep``:
+    collate the split once and keep the batches (no read per validation pass)."""
 
     def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int],
-                 keep: bool = False, read_whole: Callable[[], pa.Table] | None = None):  # fmt: skip
-        self.shard, self.batch_rows, self.keep, self.read_whole = shard, batch_rows, keep, read_whole
+                 keep: bool = False, read_batches: Callable[..., Iterator[pa.Table]] | None = None):  # fmt: skip
+        self.shard, self.batch_rows, self.keep, self.read_batches = shard, batch_rows, keep, read_batches
         self.collate = GraphCollate(widths, bond_dim, worker=worker)
         self._kept: list[GraphBatch] | None = None
 
     def _batches(self) -> Iterator[GraphBatch | None]:
-        if self.read_whole is None:
+        if self.read_batches is None:
             return self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
-        table = self.read_whole()
-        return (self.collate(table.slice(start, self.batch_rows)) for start in range(0, table.num_rows, self.batch_rows))
+        return (self.collate(table) for table in self.read_batches(batch_rows=self.batch_rows))
 
     def __iter__(self) -> Iterator[GraphBatch]:
         if self._kept is not None:

@@ -31,7 +31,7 @@ import torch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate_fn import GraphCollate
-from graphium_ray.data.reader import read_split_table
+from graphium_ray.data.reader import iter_split_tables
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
@@ -108,14 +108,14 @@ def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: Mul
                         prefetched)  # fmt: skip
 
 
-def _whole_split_reader(cfg: RunConfig, data: Manifest, config: dict, split: str):
-    """Reads evaluation ``split`` from the cache's files in this worker when it fits
-    ``train.in_memory_mb`` (milliseconds for a small split, against a Ray Data execution's ~2 s);
-    None: stream it through the worker's Ray Data shard."""
+def _local_split_reader(cfg: RunConfig, data: Manifest, config: dict, split: str):
+    """Reads evaluation ``split`` from the cache's files in this worker, one file at a time, when it
+    fits ``train.in_memory_mb`` (milliseconds for a small split, against a Ray Data execution's
+    ~2 s); None: stream it through the worker's Ray Data shard."""
     if not config.get("featurized_dir") or not fits_in_memory(config["train_bytes"], data.splits, split,
                                                                cfg.train.in_memory_mb):  # fmt: skip
         return None
-    return functools.partial(read_split_table, config["featurized_dir"], split, keep_key=split == "test")
+    return functools.partial(iter_split_tables, config["featurized_dir"], split, keep_key=split == "test")
 
 
 def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker,
@@ -139,7 +139,7 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
         train = TensorDictBatches(train)
     keep_val = fits_in_memory(config["train_bytes"], data.splits, "val", cfg.train.in_memory_mb)
     val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths, data.bond_dim,
-                      worker, keep=keep_val, read_whole=_whole_split_reader(cfg, data, config, "val"))  # fmt: skip
+                      worker, keep=keep_val, read_batches=_local_split_reader(cfg, data, config, "val"))  # fmt: skip
     state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
@@ -154,7 +154,7 @@ def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: lis
     device = ray.train.torch.get_device()
     net = net.to(device).eval()
     batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data.label_widths,
-                          data.bond_dim, worker, read_whole=_whole_split_reader(cfg, data, config, "test"))  # fmt: skip
+                          data.bond_dim, worker, read_batches=_local_split_reader(cfg, data, config, "test"))  # fmt: skip
     parts = [collect_batch(net, b.to(device)) for b in batches]
     preds = merge_predictions(gather_objects(merge_predictions(parts)))
     return compute_metrics(tasks, LabelNormalizer(tasks, data.label_stats), preds), preds
