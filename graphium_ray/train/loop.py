@@ -112,8 +112,7 @@ def _local_split_reader(cfg: RunConfig, data: Manifest, config: dict, split: str
     """Reads evaluation ``split`` from the cache's files in this worker, one file at a time, when it
     fits ``train.in_memory_mb`` (milliseconds for a small split, against a Ray Data execution's
     ~2 s); None: stream it through the worker's Ray Data shard."""
-    if not config.get("featurized_dir") or not fits_in_memory(config["train_bytes"], data.splits, split,
-                                                               cfg.train.in_memory_mb):  # fmt: skip
+    if not fits_in_memory(config["train_bytes"], data.splits, split, cfg.train.in_memory_mb):
         return None
     return functools.partial(iter_split_tables, config["featurized_dir"], split, keep_key=split == "test")
 
@@ -137,9 +136,9 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
     train = _train_batches(cfg, data, config["train_bytes"], module, worker, device, prefetched)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
-    keep_val = fits_in_memory(config["train_bytes"], data.splits, "val", cfg.train.in_memory_mb)
+    val_reader = _local_split_reader(cfg, data, config, "val")  # a split within the budget is read here and kept
     val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths, data.bond_dim,
-                      worker, keep=keep_val, read_batches=_local_split_reader(cfg, data, config, "val"))  # fmt: skip
+                      worker, keep=val_reader is not None, read_batches=val_reader)  # fmt: skip
     state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
