@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what Ray's dashboard imports before it starts (ray/dashboard/optional_deps.py), top-level names
+DASHBOARD_MODULES = ("aiohttp", "aiohttp_cors", "opencensus", "opentelemetry", "prometheus_client")
+
+
 def local_cluster_options(num_cpus: int | None) -> dict:
     """``ray.init`` options for a local cluster that stays out of the way of any other Ray cluster on
     the machine. The dashboard (state API, needed by Ray Train's placement-group cleaner) listens on
@@ -93,8 +97,15 @@ def local_cluster_options(num_cpus: int | None) -> dict:
     (``RAY_API_SERVER_ADDRESS``): without it, Ray's state clients look for "the" cluster and fail with
     "Found multiple active Ray instances" when another one runs, so placement groups were never
     released and the next training waited forever."""
+    import importlib.util
     import socket
 
+    missing = [m for m in DASHBOARD_MODULES if importlib.util.find_spec(m) is None]
+    if missing:  # a minimal Ray (e.g. a GPU image's ray[train]): ray.init would refuse to start
+        logging.getLogger("graphium_ray").warning("starting the local Ray cluster without its dashboard: %s not installed (pip install "
+                    "'ray[default]'); with another Ray cluster on this machine, Ray Train may then fail to "
+                    "release its placement groups", ", ".join(missing))  # fmt: skip
+        return {"num_cpus": num_cpus or os.cpu_count(), "include_dashboard": False}
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -133,7 +144,7 @@ def init_ray(num_cpus: int | None) -> None:
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
     else:
         options = local_cluster_options(num_cpus)
-        os.environ["RAY_API_SERVER_ADDRESS"] = options["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"]
+        os.environ.update(options.get("runtime_env", {}).get("env_vars", {}))  # the dashboard's address, if any
         ray.init(address="local", **options, log_to_driver=True)  # a new cluster, never another job's
 
 

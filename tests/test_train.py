@@ -18,6 +18,7 @@ def test_two_worker_training_writes_a_complete_run_directory(trained_run):
     metrics = json.loads((run / "metrics.json").read_text())
     assert set(metrics["test"]) == {"qm9/gap", "qm9/homo", "desc/logp", "desc/has_ring"}
     assert len(metrics["history"]) == 2 and metrics["summary"]["epochs"] == 2
+    assert metrics["summary"]["device_per_worker"] == ["cpu", "cpu"]  # what each of the 2 workers trained on
     # every usable val molecule with a gap label was evaluated exactly once, across both workers
     splits = pq.read_table(run / "splits").to_pandas()
     gap = metrics["val"]["qm9/gap"]
@@ -105,3 +106,16 @@ def test_run_directory_shows_epochs_selection_and_test_predictions(small_mix, tr
     ring = preds.dropna(subset=["label/desc/has_ring"])["pred/desc/has_ring"]
     assert ((ring > 0) & (ring < 1)).all()  # binary: a probability
     assert "selected epoch" in out and "Reporting training result" not in out
+
+
+def test_local_cluster_starts_without_the_dashboard_when_ray_is_minimal(monkeypatch, caplog):
+    """A minimal Ray (``ray[train]`` without ``[default]``, as in many GPU images) cannot start the
+    dashboard: the local cluster then starts without it and says why, instead of ray.init failing."""
+    import graphium_ray.cli as cli
+
+    assert cli.local_cluster_options(2)["include_dashboard"] is True  # this environment has ray[default]
+    monkeypatch.setattr(cli, "DASHBOARD_MODULES", ("aiohttp", "no_such_dashboard_dependency"))
+    with caplog.at_level("WARNING", logger="graphium_ray"):
+        options = cli.local_cluster_options(2)
+    assert options == {"num_cpus": 2, "include_dashboard": False}
+    assert "no_such_dashboard_dependency not installed" in caplog.text and "ray[default]" in caplog.text

@@ -93,3 +93,12 @@ def lightning_trainer_kwargs(train: TrainConfig) -> dict:
         "plugins": [RayLightningEnvironment()],
         "precision": train.precision,
     }
+
+
+def device_name(device) -> str:
+    """What a worker trained on, for ``metrics.json``: ``cpu`` or ``cuda:0 (NVIDIA H100 80GB HBM3)``."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)

@@ -202,6 +202,7 @@ def _fit_one(cfg: RunConfig, prepared: PreparedData, output_dir: Path, loop_extr
                              **state.get("startup_unix", {})},
             "graphs_per_s": round(sum(h["graphs_per_s"] for h in state["history"]) / len(state["history"]), 1),
             "peak_rss_mb_per_worker": state.get("peak_rss_mb_per_worker"),
+            "device_per_worker": state.get("device_per_worker"),
             "resumed_from_epoch": state.get("resumed_from_epoch"),
             "epochs": state["epoch"],
             "seed": cfg.train.seed,

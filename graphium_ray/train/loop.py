@@ -38,7 +38,7 @@ from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
-from graphium_ray.train.devices import lightning_trainer_kwargs
+from graphium_ray.train.devices import device_name, lightning_trainer_kwargs
 from graphium_ray.train.entry import process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
@@ -202,7 +202,8 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
     selected = next(r for r in state["history"] if r["epoch"] == state["best"]["epoch"])
     state.update({"final": True, "test": test, "selected_epoch": selected["epoch"],
                   "train_wall_seconds": time.time() - started,
-                  "peak_rss_mb_per_worker": gather_objects(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)})  # fmt: skip
+                  "peak_rss_mb_per_worker": gather_objects(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                  "device_per_worker": gather_objects(device_name(ray.train.torch.get_device()))})  # fmt: skip
     metrics = {"epoch": state["epoch"], **flatten_metrics("val", selected["val"]), **flatten_metrics("test", test)}
     if selected.get("val_loss") is not None:
         metrics["val/loss"] = selected["val_loss"]
