@@ -102,9 +102,10 @@ def local_cluster_options(num_cpus: int | None) -> dict:
 
     missing = [m for m in DASHBOARD_MODULES if importlib.util.find_spec(m) is None]
     if missing:  # a minimal Ray (e.g. a GPU image's ray[train]): ray.init would refuse to start
-        logging.getLogger("graphium_ray").warning("starting the local Ray cluster without its dashboard: %s not installed (pip install "
-                    "'ray[default]'); with another Ray cluster on this machine, Ray Train may then fail to "
-                    "release its placement groups", ", ".join(missing))  # fmt: skip
+        logging.getLogger("graphium_ray").warning(
+            "starting the local Ray cluster without its dashboard: %s not installed (pip install 'ray[default]'); "
+            "with another Ray cluster on this machine, Ray Train may then fail to release its placement groups",
+            ", ".join(missing))
         return {"num_cpus": num_cpus or os.cpu_count(), "include_dashboard": False}
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
