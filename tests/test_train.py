@@ -119,22 +119,3 @@ def test_local_cluster_starts_without_the_dashboard_when_ray_is_minimal(monkeypa
         options = cli.local_cluster_options(2)
     assert options == {"num_cpus": 2, "include_dashboard": False}
     assert "no_such_dashboard_dependency not installed" in caplog.text and "ray[default]" in caplog.text
-
-
-def test_streamed_splits_get_one_reader_per_free_cpu():
-    """CPU training: the reading tasks of a streamed split fit the CPUs the workers leave free (each
-    is a process with its own Arrow buffers); accelerator workers leave theirs to Ray Data's default."""
-    from graphium_ray.config import TrainConfig
-    from graphium_ray.train.devices import worker_resources
-    from graphium_ray.train.driver import readers_beside_workers
-
-    def readers(cpus: int, **train) -> int | None:
-        cfg, cluster = TrainConfig(**train), {"CPU": cpus, "GPU": 8}
-        return readers_beside_workers(cluster, worker_resources(cfg, cluster)[0], cfg)
-
-    assert readers(2, num_workers=1) == 1  # the worker claims 0.95 of 2 CPUs
-    assert readers(2, num_workers=2) == 1
-    assert readers(64, num_workers=8, shard_train="ray") == 6  # one execution, 6.4 CPUs free
-    assert readers(64, num_workers=8, shard_train="hash") == 1  # 8 executions share them
-    assert readers(64, num_workers=2, cpus_per_worker=8) == 24  # 48 free, hash: 2 executions
-    assert readers(16, num_workers=1, accelerator="gpu") is None

@@ -25,7 +25,7 @@ import ray
 import ray.train
 from ray.train.torch import TorchTrainer
 
-from graphium_ray.config import ConfigError, RunConfig, TrainConfig, dump_config
+from graphium_ray.config import ConfigError, RunConfig, dump_config
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import featurized_files, read_split
 from graphium_ray.train.curves import write_curves
@@ -102,20 +102,6 @@ def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
     return f"{output_dir.name}-{digest}"
 
 
-def readers_beside_workers(cluster: dict[str, float], per_worker: dict[str, float], train: TrainConfig) -> int | None:
-    """Reading tasks per streamed split and worker, for CPU training: the CPUs the training workers
-    leave free, shared by the workers' executions (with ``shard_train: hash`` every worker streams
-    the split itself). Each reading task is a worker process holding its own Arrow buffers (~250 MB
-    reading MOSES files): more of them than free cores only add memory, not speed (on 2 CPUs one
-    1-worker run had two, 0.55 GB, beside a model that consumes ~1,500 drug-like graphs/s). None
-    (one per cluster CPU) for accelerators, whose workers leave most of their CPUs to the readers."""
-    if train.accelerator != "cpu":
-        return None
-    free = float(cluster.get("CPU", 1.0)) - per_worker.get("CPU", 0.0) * train.num_workers
-    executions = train.num_workers if train.shard_train == "hash" else 1
-    return max(1, math.floor(free / executions))
-
-
 def build_trainer(
     cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
     loop_extra: dict | None = None,
@@ -138,10 +124,8 @@ def build_trainer(
     # grew the peak with the split: one streamed epoch on 1.94 M MOSES molecules (val: 193,696)
     # peaked at 5.96 GB with it materialized, 4.34 GB streamed. test: read once, at the end.
     train_bytes = train_split_bytes(prepared)  # the cache's Parquet metadata, read once
-    readers = readers_beside_workers(ray.cluster_resources(), resources, cfg.train)
-    datasets = {"train": read_split(feats, "train", max_readers=readers),
-                "val": read_split(feats, "val", max_readers=readers),
-                "test": read_split(feats, "test", keep_key=True, max_readers=readers)}  # fmt: skip
+    datasets = {"train": read_split(feats, "train"), "val": read_split(feats, "val"),
+                "test": read_split(feats, "test", keep_key=True)}  # fmt: skip
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
