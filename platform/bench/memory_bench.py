@@ -263,12 +263,23 @@ def run_child(code: str, args: list[str], what: str) -> tuple[dict, TreeSampler]
     return json.loads(result), sampler
 
 
+def input_rows(inputs: Path) -> int:
+    """Molecules in the input files of an earlier run (0 if there are none)."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in inputs.glob("*.parquet")) if inputs.is_dir() else 0
+
+
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",
             train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit",
             stream_buffer_mb: float | None = None) -> dict:  # fmt: skip
     inputs = work / f"in_{source}_{size}"
-    if not inputs.is_dir():
-        (write_moses_input if source == "moses" else write_qm9_input)(size, inputs)
+    if input_rows(inputs) != size:  # absent, or left incomplete by an interrupted run: written anew
+        shutil.rmtree(inputs, ignore_errors=True)
+        partial = inputs.with_name(inputs.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        (write_moses_input if source == "moses" else write_qm9_input)(size, partial)
+        partial.rename(inputs)
+    if input_rows(inputs) != size:
+        raise RuntimeError(f"{inputs} holds {input_rows(inputs)} molecules, not {size}")
     cache = work / f"cache_{source}_{size}_{num_shards}_{num_cpus}cpu_{backend}"  # (the cache key ignores the backend)
     cfg = {"data": {"cache_dir": str(cache), "num_shards": num_shards, "featurizer": {"backend": backend},
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
