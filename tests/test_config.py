@@ -14,6 +14,12 @@ def test_unknown_key_is_named():
         validate({**BASE, "train": {"epoch": 3}})
 
 
+def test_stream_block_size_must_be_positive():
+    assert validate({**BASE, "train": {"stream_block_mb": 16}}).train.stream_block_mb == 16
+    with pytest.raises(ConfigError, match=r"train\.stream_block_mb"):
+        validate({**BASE, "train": {"stream_block_mb": 0}})
+
+
 def test_bad_value_names_field_and_allowed_values():
     with pytest.raises(ConfigError) as err:
         validate({**BASE, "model": {"layer": "transformerx"}})

@@ -102,9 +102,6 @@ def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
     return f"{output_dir.name}-{digest}"
 
 
-STREAM_BLOCK_BYTES = 16 * 2**20
-
-
 def build_trainer(
     cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
     loop_extra: dict | None = None,
@@ -120,11 +117,8 @@ def build_trainer(
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the same data order every run
-    # Blocks of a streamed split: a reading task buffers its output up to this size before the
-    # block goes to the object store (Ray's default, 128 MiB, is ~12,000 drug-like graphs): with
-    # 16 MiB, one reader of the 1.94 M MOSES cache peaked at 551 MB instead of 888 (PSS, 252 vs
-    # 402 MB of it object-store pages), and the worker maps fewer store pages at a time
-    context.target_max_block_size = STREAM_BLOCK_BYTES
+    if cfg.train.stream_block_mb is not None:  # memory for speed: BENCHMARKS.md §3
+        context.target_max_block_size = int(cfg.train.stream_block_mb * 2**20)
     feats = prepared.featurized_dir
     # train: read by the workers (kept in their memory when it fits, else streamed every epoch).
     # val: collated once and kept by each worker when it fits train.in_memory_mb; a larger one is

@@ -270,7 +270,7 @@ def input_rows(inputs: Path) -> int:
 
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",
             train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit",
-            stream_buffer_mb: float | None = None) -> dict:  # fmt: skip
+            stream_buffer_mb: float | None = None, stream_block_mb: float | None = None) -> dict:  # fmt: skip
     inputs = work / f"in_{source}_{size}"
     if input_rows(inputs) != size:  # absent, or left incomplete by an interrupted run: written anew
         shutil.rmtree(inputs, ignore_errors=True)
@@ -287,6 +287,8 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float
            "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
     if stream_buffer_mb is not None:
         cfg["train"]["stream_buffer_mb"] = stream_buffer_mb
+    if stream_block_mb is not None:
+        cfg["train"]["stream_block_mb"] = stream_block_mb
     started = time.time()
     result, sampler = run_child(CHILD_PREPARE, [json.dumps(cfg), str(num_cpus), str(cap_mb)], f"prepare of {size} molecules")
     summary = sampler.summary()
@@ -320,6 +322,8 @@ def main() -> None:
                    help="featurizer.backend (cuik: run this script with cuik-molmaker's environment, BENCHMARKS.md section 1)")
     p.add_argument("--stream-buffer-mb", type=float, default=None,
                    help="train.stream_buffer_mb of the training epoch (default: the config's default)")
+    p.add_argument("--stream-block-mb", type=float, default=None,
+                   help="train.stream_block_mb of the training epoch (default: Ray Data's block size)")
     args = p.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -329,7 +333,8 @@ def main() -> None:
         if timeline is not None:
             timeline.parent.mkdir(parents=True, exist_ok=True)
         runs.append(measure(size, args.num_cpus, work, args.num_shards, args.object_store_cap_mb, args.source,
-                            args.train_epoch, timeline, args.backend, args.stream_buffer_mb))  # fmt: skip
+                            args.train_epoch, timeline, args.backend, args.stream_buffer_mb,
+                            args.stream_block_mb))  # fmt: skip
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
