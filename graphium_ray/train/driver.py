@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ray
 import ray.train
+from ray.data.context import DEFAULT_TARGET_MAX_BLOCK_SIZE
 from ray.train.torch import TorchTrainer
 
 from graphium_ray.config import ConfigError, RunConfig, dump_config
@@ -117,8 +118,9 @@ def build_trainer(
     resources, use_gpu, threads = worker_resources(cfg.train, ray.cluster_resources())
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # the same data order every run
-    if cfg.train.stream_block_mb is not None:  # memory for speed: BENCHMARKS.md §3
-        context.target_max_block_size = int(cfg.train.stream_block_mb * 2**20)
+    # memory for speed (BENCHMARKS.md §3); set every time: the context outlives a run in this process
+    block_mb = cfg.train.stream_block_mb
+    context.target_max_block_size = int(block_mb * 2**20) if block_mb is not None else DEFAULT_TARGET_MAX_BLOCK_SIZE
     feats = prepared.featurized_dir
     # train: read by the workers (kept in their memory when it fits, else streamed every epoch).
     # val: collated once and kept by each worker when it fits train.in_memory_mb; a larger one is
