@@ -193,6 +193,9 @@ def cmd_train(args) -> int:
     if selection:
         print(f"\nselected epoch {selection['epoch']} by {selection['metric']} ({selection['mode']}); "
               "test scored once with it")
+    if "ensemble" in metrics:
+        print(f"\nensemble of the {cfg.train.replicates} replicates (mean prediction; test_predictions.parquet):")
+        print(metrics_table(metrics["ensemble"], splits=("test",), units={t.name: t.unit for t in prepared.tasks}))
     print(f"run directory: {run_dir}  (metrics.json, epochs.csv, learning_curve.png, test_predictions.parquet, "
           "checkpoint/, splits/)")
     return 0

@@ -94,3 +94,28 @@ def test_average_ranks_match_scipy_with_ties():
 
     x = rng.integers(0, 6, 300).astype(float)
     np.testing.assert_allclose(average_ranks(x), rankdata(x))
+
+
+def test_ensemble_averages_class_probabilities_and_refuses_different_molecules(tmp_path):
+    """Multiclass members: the ensemble's probabilities are the members' mean and its macro AUROC
+    is scikit-learn's on them; members over different molecules are an error naming the file."""
+    import pandas as pd
+
+    from graphium_ray.train.replicates import ensemble_metrics, ensemble_predictions
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=40).astype(float)
+    members = []
+    for _ in range(3):
+        probs = rng.dirichlet(np.ones(3), size=40)
+        members.append(pd.DataFrame({"smiles": [f"C{i}" for i in range(40)], "label/d/c": y, "pred/d/c": list(probs)}))
+    ens = ensemble_predictions(members, [tmp_path / f"r{i}" for i in range(3)])
+    mean = np.mean([np.stack(m["pred/d/c"]) for m in members], axis=0)
+    np.testing.assert_allclose(np.stack(ens["pred/d/c"]), mean)
+    task = TaskSpec("d", "c", "graph", "multiclass", "ce", ("auroc", "accuracy"), False, num_classes=3)
+    got = ensemble_metrics([task], ens)["d/c"]
+    assert got["auroc"] == pytest.approx(roc_auc_score(y, mean, multi_class="ovr"))
+    assert got["accuracy"] == pytest.approx(np.mean(mean.argmax(axis=1) == y)) and got["n"] == 40
+    other = members[2].assign(smiles=[f"N{i}" for i in range(40)])
+    with pytest.raises(ValueError, match="r2: its test molecules differ"):
+        ensemble_predictions([members[0], members[1], other], [tmp_path / f"r{i}" for i in range(3)])

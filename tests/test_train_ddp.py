@@ -135,6 +135,19 @@ def test_same_seed_same_metrics_and_replicates_ensemble(ray_cluster, small_mix, 
     maes = [again["test"]["qm9/gap"]["mae"], other["test"]["qm9/gap"]["mae"]]
     assert rep["test"]["qm9/gap"]["mae"] == pytest.approx(np.mean(maes))
     assert rep["test_std"]["qm9/gap"]["mae"] == pytest.approx(np.std(maes))
+    # the run's test_predictions.parquet is the ensemble (mean of the members), scored independently
+    from sklearn.metrics import mean_absolute_error, roc_auc_score
+
+    members = [pd.read_parquet(d / "replicated" / f"replicate_{i}" / "test_predictions.parquet") for i in (0, 1)]
+    ens = pd.read_parquet(d / "replicated" / "test_predictions.parquet")
+    for column in ("pred/qm9/gap", "pred/desc/has_ring"):
+        np.testing.assert_allclose(ens[column], (members[0][column] + members[1][column]) / 2, rtol=1e-12)
+    gap = ens.dropna(subset=["label/qm9/gap"])
+    assert rep["ensemble"]["test"]["qm9/gap"]["mae"] == pytest.approx(
+        mean_absolute_error(gap["label/qm9/gap"], gap["pred/qm9/gap"]), rel=1e-9)
+    ring = ens.dropna(subset=["label/desc/has_ring"])
+    assert rep["ensemble"]["test"]["desc/has_ring"]["auroc"] == pytest.approx(
+        roc_auc_score(ring["label/desc/has_ring"], ring["pred/desc/has_ring"]), rel=1e-9)
     smiles = pd.read_parquet(run / "test_predictions.parquet")["smiles"].head(8).tolist()
     pd.DataFrame({"smiles": smiles}).to_csv(d / "few.csv", index=False)
     run_inference(str(d / "replicated"), [str(d / "few.csv")], str(d / "ensemble.parquet"))  # through Ray Data

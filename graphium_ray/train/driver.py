@@ -33,7 +33,7 @@ from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
 from graphium_ray.train.progress_setting import progress_wanted
-from graphium_ray.train.replicates import summarize_replicates
+from graphium_ray.train.replicates import summarize_replicates, write_ensemble
 from graphium_ray.train.run_loggers import check_installed
 from graphium_ray.train.selection import check_selectable
 
@@ -263,6 +263,7 @@ def run_training(cfg: RunConfig, prepared: PreparedData, output_dir: str | Path,
             print(f"replicate {i + 1}/{n} (seed {seed})", flush=True)
             runs.append(_fit_one(replicate, prepared, output_dir / f"replicate_{i}", loop_extra))
         metrics = summarize_replicates(runs)
+        metrics["ensemble"] = {"test": write_ensemble(prepared.tasks, output_dir, n)}
         write_json_atomic(output_dir / "metrics.json", metrics)
     write_splits(prepared, output_dir)  # after training: one Ray Data job less before the first step
     return metrics

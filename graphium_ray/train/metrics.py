@@ -91,21 +91,27 @@ BINARY = {"auroc": auroc, "average_precision": average_precision}
 def task_metrics(kind: str, names: tuple[str, ...] | list[str], y: np.ndarray, out: np.ndarray) -> dict:
     """y (M,) present labels in real units; out (M, out_dim): prediction in real units
     (regression), logit (binary) or logits (multiclass/ordinal). Returns {metric: value or None}."""
+    return prediction_metrics(kind, names, y, out if kind == "regression" else probabilities(kind, out))
+
+
+def prediction_metrics(kind: str, names: tuple[str, ...] | list[str], y: np.ndarray, pred: np.ndarray) -> dict:
+    """As :func:`task_metrics` on predictions already in the units of ``test_predictions.parquet``:
+    pred (M, out_dim) in real units (regression), P(class 1) (binary) or class probabilities
+    (multiclass/ordinal); an ensemble's averaged probabilities are scored this way."""
     result: dict[str, float | None] = {"n": int(len(y))}
     if kind == "regression":
         for name in names:
-            result[name] = REGRESSION[name](y, out[:, 0])
+            result[name] = REGRESSION[name](y, pred[:, 0])
     elif kind == "binary":
-        prob = probabilities(kind, out)[:, 0]
+        prob = pred[:, 0]
         for name in names:
             result[name] = accuracy(y, (prob > 0.5).astype(float)) if name == "accuracy" else BINARY[name](y, prob)
     else:
-        probs = probabilities(kind, out)
         for name in names:
             if name == "accuracy":
-                result[name] = accuracy(y, probs.argmax(axis=1).astype(float))
+                result[name] = accuracy(y, pred.argmax(axis=1).astype(float))
             elif name == "auroc":
-                result[name] = macro_auroc(y, probs)
+                result[name] = macro_auroc(y, pred)
             else:
                 result[name] = None
     return result

@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data"
+# the datasets; GRAPHIUM_RAY_SHARED_DATA points elsewhere (a copy carried to another machine)
+SHARED = Path(os.environ.get("GRAPHIUM_RAY_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CHEMPROP_VENV = ROOT / ".bench_venvs" / "chemprop"
 TOX21_TASKS = ["NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma",
                "SR-ARE", "SR-ATAD5", "SR-HSE", "SR-MMP", "SR-p53"]  # fmt: skip
@@ -101,6 +102,9 @@ def ensure_chemprop() -> Path:
 CHEMPROP_VARIANTS = {  # tool name → extra CLI arguments (on top of chemprop's defaults)
     "chemprop": [],
     "chemprop_rdkit2d": ["--molecule-featurizers", "rdkit_2d"],  # the same RDKit descriptors as featurizer.molecule
+    # an ensemble of 3 (seeds seed, seed+1, seed+2; model 0 is the default run), scored on the members' mean
+    # prediction, as graphium-ray's train.replicates=3
+    "chemprop_ens3": ["--ensemble-size", "3"],
 }
 
 
@@ -128,11 +132,13 @@ def run_chemprop(name: str, seed: int, out: Path, tool: str = "chemprop") -> dic
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("BENCH_THREADS", "2")}
     subprocess.run(cmd, check=True, env=env, stdout=open(work / "log.txt", "w"), stderr=subprocess.STDOUT)
     seconds = time.time() - started
-    preds = pd.read_csv(next((work / "out").rglob("test_predictions.csv")))
+    members = sorted((work / "out").rglob("test_predictions.csv"))  # model_<i>/ each; an ensemble: their mean
     test = frame.iloc[split["test"]]
     y = test[spec["targets"]].to_numpy(np.float64)
-    pred = preds[spec["targets"]].to_numpy(np.float64)
-    result = {**score(spec["kind"], y, pred), "seconds": round(seconds, 1), "n_test": len(test)}
+    member_preds = [pd.read_csv(m)[spec["targets"]].to_numpy(np.float64) for m in members]
+    pred = np.mean(member_preds, axis=0)
+    result = {**score(spec["kind"], y, pred), "seconds": round(seconds, 1), "n_test": len(test),
+              **({"members": [score(spec["kind"], y, p) for p in member_preds]} if len(members) > 1 else {})}
     result_file.write_text(json.dumps(result))
     return result
 
@@ -160,7 +166,10 @@ def graphium_config(name: str, seed: int, out: Path, qm9_path: Path | None) -> d
     return raw
 
 
-def run_graphium(name: str, seed: int, out: Path, qm9_path: Path | None, overrides: list[str]) -> dict:
+def run_graphium(name: str, seed: int, out: Path, qm9_path: Path | None, overrides: list[str],
+                 train_only: bool = False) -> dict | None:
+    """Train (unless the run directory has its test predictions) and score; ``train_only``: train
+    and stop (runs trained on another machine are scored by a later call without it)."""
     work = out / "graphium" / name / f"seed{seed}"
     result_file = work / "result.json"
     if result_file.exists():
@@ -176,9 +185,17 @@ def run_graphium(name: str, seed: int, out: Path, qm9_path: Path | None, overrid
         started = time.time()
         run_training(cfg, prepare(cfg.data), work / "run")
         seconds = round(time.time() - started, 1)
+        (work / "train_seconds.json").write_text(json.dumps({"seconds": seconds}))
+    elif (work / "train_seconds.json").exists():
+        seconds = json.loads((work / "train_seconds.json").read_text())["seconds"]
+    if train_only:
+        return None
     y, pred = graphium_test_rows(name, seed, out, work / "run" / "test_predictions.parquet")
     result = {**score(spec["kind"], y, pred), "seconds": seconds, "n_test": len(y),
               "n_without_prediction": int(np.isnan(pred).all(axis=1).sum())}  # fmt: skip
+    replicates = sorted((work / "run").glob("replicate_*/test_predictions.parquet"))  # an ensemble's members
+    if replicates:
+        result["members"] = [score(spec["kind"], *graphium_test_rows(name, seed, out, r)) for r in replicates]
     result_file.write_text(json.dumps(result))
     return result
 
@@ -208,7 +225,8 @@ def graphium_test_rows(name: str, seed: int, out: Path, predictions: Path) -> tu
 def summarize(results: dict) -> str:
     """One row per dataset and metric; a column per tool that has results (chemprop with its
     RDKit-descriptor featurizer only when it was run), then graphium-ray's worst seed."""
-    labels = {"chemprop": "chemprop v2", "chemprop_rdkit2d": "chemprop v2 + rdkit_2d", "graphium": "graphium-ray"}
+    labels = {"chemprop": "chemprop v2", "chemprop_rdkit2d": "chemprop v2 + rdkit_2d",
+              "chemprop_ens3": "chemprop v2 ensemble of 3", "graphium": "graphium-ray"}
     tools = [t for t in labels if any(t in by_tool for by_tool in results.values())]
     lines = ["| dataset | metric | " + " | ".join(f"{labels[t]} (mean ± std)" for t in tools)
              + " | graphium-ray worst seed |", "|---" * (len(tools) + 3) + "|"]  # fmt: skip
@@ -238,6 +256,8 @@ def main() -> None:
     p.add_argument("--qm9", type=int, default=20000, help="QM9 molecules for tox21_qm9")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="graphium-ray config override")
     p.add_argument("--num-cpus", type=int, default=None)
+    p.add_argument("--train-only", action="store_true",
+                   help="train graphium-ray's runs and stop (e.g. on another machine); a later call scores them")
     args = p.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +281,9 @@ def main() -> None:
                 continue
             for seed in args.seeds:
                 run = run_chemprop(name, seed, out, tool) if tool in CHEMPROP_VARIANTS else run_graphium(
-                    name, seed, out, qm9_path, args.overrides)  # fmt: skip
+                    name, seed, out, qm9_path, args.overrides, args.train_only)  # fmt: skip
+                if run is None:
+                    continue
                 results.setdefault(name, {}).setdefault(tool, {})[str(seed)] = run
                 results_path.write_text(json.dumps(results, indent=1))
                 print(f"{name} {tool} seed {seed}: {run}", flush=True)
