@@ -49,12 +49,20 @@ def test_merge_three_single_label_files_into_one_table(ray_cluster, tmp_path, zi
     aspirin = by_key["CC(=O)Oc1ccccc1C(=O)O"]
     i = ref["smiles"].index("CC(=O)Oc1ccccc1C(=O)O")
     assert aspirin == pytest.approx([ref["logp"][i], ref["tpsa"][i], ref["mol_wt"][i]], rel=1e-6)
-    # train-split statistics, computed by the Ray Data aggregate, against NumPy
+    # train-split statistics (a small cache: read in the driver) against NumPy, and the same from the
+    # Ray Data map-reduce that larger caches use
     import numpy as np
+
+    from graphium_ray.data.ingest import LabelLayout
+    from graphium_ray.data.prepare import label_stats
 
     train = np.array([y for y, s in zip(table["y_graph"], table["split"], strict=True) if s == "train"])
     assert m.label_stats["graph"]["mean"] == pytest.approx(train.mean(0).tolist(), rel=1e-5)
     assert m.label_stats["graph"]["std"] == pytest.approx(train.std(0).tolist(), rel=1e-4)
+    layout = LabelLayout.from_tasks(m.task_specs)
+    by_ray = label_stats(prepared.featurized_dir, layout, 0, in_driver=False)
+    assert by_ray == label_stats(prepared.featurized_dir, layout, 0, in_driver=True)
+    assert by_ray["graph"] == m.label_stats["graph"] and by_ray["rows"]["train"] == m.splits["train"]
 
 
 def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):

@@ -36,7 +36,7 @@ from graphium_ray.data.ingest import (
     merge_bucket,
     read_rows,
 )
-from graphium_ray.data.reader import featurized_files, read_parquet_files
+from graphium_ray.data.reader import READ_ROWS, featurized_files, read_parquet_files
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
 from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
@@ -248,16 +248,33 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     log.info("featurized %d rows of %d shards into %d files", sum(int(r["rows"]) for r in written), len(pending), len(written))
 
 
-def _label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int) -> dict:
+# a featurized cache up to this size has its label statistics read in the driver: a Ray Data job's
+# start-up (~2 s on 2 cores) is longer than reading the label columns of ~100,000 small molecules
+STATS_IN_DRIVER_BYTES = 64 << 20
+
+
+def label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int, in_driver: bool | None = None) -> dict:
+    """Label (and molecule-feature) statistics of a featurized cache (:mod:`graphium_ray.data.stats`).
+    ``in_driver``: read the files here (one record batch at a time) rather than as a Ray Data job;
+    default: when the cache is at most ``STATS_IN_DRIVER_BYTES``. Both give one partial per record
+    batch of ``READ_ROWS`` rows, summed in a canonical order."""
     files = featurized_files(feat_dir)
     if not files:
         return reduce_stats([], layout.widths, mol_feat_dim)
     columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
-    ds = read_parquet_files(files, columns=columns)
-    # one partial per block as read from a file (batch_size=None): the same partials on every run,
-    # whichever task returns first; reduce_stats sums them in a canonical order
-    partials = ds.map_batches(partial_stats, fn_kwargs={"widths": layout.widths, "mol_feat_dim": mol_feat_dim},
-                              batch_size=None, batch_format="pyarrow", num_cpus=TASK_CPUS).take_all()  # fmt: skip
+    kwargs = {"widths": layout.widths, "mol_feat_dim": mol_feat_dim}
+    if in_driver is None:
+        in_driver = sum(os.path.getsize(f) for f in files) <= STATS_IN_DRIVER_BYTES
+    if in_driver:
+        partials = [row for f in files
+                    for records in pq.ParquetFile(f).iter_batches(batch_size=READ_ROWS, columns=columns)
+                    for row in partial_stats(pa.Table.from_batches([records]), **kwargs).to_pylist()]  # fmt: skip
+    else:
+        # one partial per block as read from a file (batch_size=None): the same partials on every run,
+        # whichever task returns first; reduce_stats sums them in a canonical order
+        ds = read_parquet_files(files, columns=columns, rows_per_batch=READ_ROWS)
+        partials = ds.map_batches(partial_stats, fn_kwargs=kwargs, batch_size=None, batch_format="pyarrow",
+                                  num_cpus=TASK_CPUS).take_all()  # fmt: skip
     return reduce_stats(partials, layout.widths, mol_feat_dim)
 
 
@@ -382,7 +399,7 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 
     mol_names = molecule_feature_names(list(cfg.featurizer.molecule))
-    stats = _label_stats(feats, layout, len(mol_names))
+    stats = label_stats(feats, layout, len(mol_names))
     rows = stats.pop("rows")
     mol_stats = stats.pop("mol_feat", None)
     manifest = Manifest(

@@ -17,6 +17,7 @@ import ray
 from graphium_ray.data.resources import TASK_CPUS, cluster_cpus
 
 DROP = ("sources", "skip_reason", "split", "shard")
+READ_ROWS = 4096  # rows per record batch read from a featurized file
 
 
 def keep_split(table: pa.Table, split: str, keep_key: bool) -> pa.Table:
@@ -41,7 +42,7 @@ def readers(paths: list) -> int:
     return max(1, min(cluster_cpus(), len(paths)))
 
 
-def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = 4096) -> ray.data.Dataset:
+def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_per_batch: int = READ_ROWS) -> ray.data.Dataset:
     """Stream Parquet files in record batches with one small task per file (``TASK_CPUS``).
 
     Unlike ``ray.data.read_parquet`` there is no file-listing task, which claims a whole CPU and
