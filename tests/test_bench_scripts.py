@@ -81,7 +81,8 @@ def test_gpu_precision_check_runs_on_cpu_without_ray():
 
 
 def test_ingest_bench_runs(ray_cluster, capsys):
-    result = _run_in_process("ingest_bench.py", ["--molecules", "120", "--epochs", "1", "--batch-size", "32"], capsys)
+    result = _run_in_process("ingest_bench.py", ["--molecules", "120", "--epochs", "1", "--batch-size", "32", "--repeats", "1"],
+                             capsys)
     assert result["streaming_graphs_per_s"][0] > 0 and result["in_memory_pyg_graphs_per_s"][0] > 0
     assert result["data_path_only_per_epoch"][0]["first_batch_s"] > 0
 

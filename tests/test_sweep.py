@@ -1,4 +1,4 @@
-"""A real Ray Tune sweep (Optuna + ASHA, 4 trials, each a Ray Train run) on tiny data, the
+"""A real Ray Tune sweep (Optuna + ASHA, 2 concurrent trials, each a Ray Train run) on tiny data, the
 validation-only rule, and µP transfer with --from-sweep."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def sweep_files(tmp_path_factory):
              "search_space": {"train.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}},
              "search": {"algorithm": "optuna", "seed": 0},
              "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-             "num_samples": 4, "max_concurrent_trials": 2, "metric": "val/qm9/gap/mae", "mode": "min"}  # fmt: skip
+             "num_samples": 2, "max_concurrent_trials": 2, "metric": "val/qm9/gap/mae", "mode": "min"}  # fmt: skip
     (d / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     return d
 
@@ -58,11 +58,11 @@ def test_a_sweep_file_error_names_the_key_like_a_run_config_error(sweep_files, t
     assert "search.algorithm: must be one of 'optuna', 'random' or 'grid'; got 'bayes'" in message
 
 
-def test_sweep_runs_four_trials_and_writes_results(ray_cluster, sweep_files, capsys):
+def test_sweep_runs_two_concurrent_trials_and_writes_results(ray_cluster, sweep_files, capsys):
     out = sweep_files / "out"
     assert main(["sweep", str(sweep_files / "sweep.yaml"), "--output", str(out)]) == 0
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 4 and "config/train.lr" in trials and "val/qm9/gap/mae" in trials
+    assert len(trials) == 2 and "config/train.lr" in trials and "val/qm9/gap/mae" in trials
     best = json.loads((out / "best_params.json").read_text())
     assert best["value"] == pytest.approx(trials["val/qm9/gap/mae"].min())
     best_cfg = yaml.safe_load((out / "best_config.yaml").read_text())

@@ -10,7 +10,12 @@ resumes an interrupted sweep.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,7 @@ from graphium_ray.data.prepare import prepare
 from graphium_ray.tune.release import release_job_placement_groups
 from graphium_ray.tune.sweep_config import SweepConfig, load_sweep
 
+TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 TRIAL_DRIVER_CPUS = 0.01  # the trial only drives a TorchTrainer, whose workers reserve their own CPUs
 
 
@@ -103,15 +109,46 @@ def run_sweep(path: str | Path, output_dir: str | Path) -> dict[str, Any]:
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(out)),
         )  # fmt: skip
     try:
-        results = tuner.fit()
+        with interrupt_watch() as interrupted:
+            results = tuner.fit()
     except BaseException:  # a second Ctrl-C makes fit() raise instead of returning early
         release_job_placement_groups()
         raise
-    if results.num_terminated + results.num_errors < sweep.num_samples:
-        # Ctrl-C / SIGTERM: Tune saved its state and returned early; the CLI says "rerun the same command"
+    if interrupted.is_set() or results.num_terminated + results.num_errors < sweep.num_samples:
+        # Ctrl-C: Tune saved its state and returned early; the CLI says "rerun the same command"
         release_job_placement_groups()  # a running cluster gets every CPU of the stopped trials back
         raise KeyboardInterrupt(f"sweep interrupted after {results.num_terminated} of {sweep.num_samples} trials")
     return write_results(results, sweep, base_raw, out, str(path))
+
+
+@contextlib.contextmanager
+def interrupt_watch() -> Iterator[threading.Event]:
+    """Know whether Ctrl-C stopped ``Tuner.fit()``. Tune's own SIGINT handler stops the sweep and
+    returns normally, and the trials it stopped then read as terminated, so with every trial running
+    at once an interrupted sweep looked finished (and its partial results were written as the
+    sweep's). Here SIGINT sets the event and asks Tune to stop through SIGUSR1, which Tune handles
+    as it does SIGINT; a second Ctrl-C raises ``KeyboardInterrupt`` at once."""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGUSR1"):
+        yield interrupted  # signals can only be caught on the main thread
+        return
+
+    def on_sigint(signum, frame):
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous_handler, previous_env = signal.signal(signal.SIGINT, on_sigint), os.environ.get(TUNE_SIGINT_ENV)
+    os.environ[TUNE_SIGINT_ENV] = "1"  # Tune leaves SIGINT to on_sigint and keeps its SIGUSR1 handler
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        if previous_env is None:
+            os.environ.pop(TUNE_SIGINT_ENV, None)
+        else:
+            os.environ[TUNE_SIGINT_ENV] = previous_env
 
 
 def write_results(results, sweep: SweepConfig, base_raw: dict, out: Path, source: str) -> dict[str, Any]:
