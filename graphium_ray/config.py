@@ -285,8 +285,9 @@ class TrainConfig(StrictModel):
     # the model trains); 0 = Ray Data's default
     stream_buffer_mb: float = Field(default=512.0, ge=0.0)
     # a streamed split's block size: each reading task buffers this much before a block enters the
-    # object store. None: Ray Data's default (128 MiB, ~12,000 drug-like graphs). 16 took one epoch
-    # over 1.94 M MOSES molecules from 4.2 to 3.3 GB peak, at 0.64x the graphs/s (BENCHMARKS.md §3)
+    # object store. None: Ray Data's default (128 MiB, ~12,000 drug-like graphs). One epoch over 1.94 M
+    # MOSES molecules peaks at 4.2 GB with it, 3.6 GB with 64 (0.78x the graphs/s), 3.3 GB with 16
+    # (0.64x) (BENCHMARKS.md §3)
     stream_block_mb: float | None = Field(default=None, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     num_workers: int = Field(default=2, ge=1)
