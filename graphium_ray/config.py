@@ -176,6 +176,11 @@ class DataConfig(StrictModel):
     featurizer: FeaturizerConfig = FeaturizerConfig()
     featurize_concurrency: int | None = Field(default=None, ge=1)
     batch_rows: int = Field(default=512, ge=1)
+    # where prepare's stages run: auto = in this process when the work is estimated at a few seconds
+    # (a small dataset: then the Ray Data jobs' start-up, new pools of RDKit processes, is most of
+    # the time; BENCHMARKS.md section 3c), else on the cluster; never / always force one. The cache
+    # is the same either way.
+    prepare_in_driver: Literal["auto", "always", "never"] = "auto"
     # rows of the same molecule within one dataset are merged label by label; where present labels
     # disagree: drop_label (set it missing), first (the first row's), mean, or error (stop prepare).
     # Every conflict is written to conflicts.csv in the cache directory.

@@ -73,7 +73,9 @@ def main() -> None:
         table = qm9_sample(rows, ["SMILES", *QM9_PROPERTIES]).rename_columns(["smiles", *QM9_PROPERTIES.values()])
         pq.write_table(table, part / "qm9.parquet")
         return validate({"name": "nodeloss",
+                         # on the cluster even at this size (auto would prepare it in the driver): nodes are lost there
                          "data": {"cache_dir": str(part / "cache"), "num_shards": 4, "batch_rows": 64,
+                                  "prepare_in_driver": "never",
                                   "datasets": [{"name": "qm9", "path": str(part / "qm9.parquet"), "tasks": [{"columns": ["gap"]}]}]},
                          "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
                          "train": {"batch_size": 32, "num_workers": 2, "cpus_per_worker": 1, "epochs": 8,

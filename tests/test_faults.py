@@ -31,8 +31,11 @@ def qm9_file(tmp_path_factory) -> Path:
     return d / "qm9.parquet"
 
 
-def run_cfg(path: Path, cache: Path, **train) -> dict:
+def run_cfg(path: Path, cache: Path, prepare_in_driver: str = "never", **train) -> dict:
+    """``prepare_in_driver: never``: these 3,000 molecules would be prepared in the driver, and the
+    tests kill the cluster's featurization actors."""
     return {"name": "ft", "data": {"cache_dir": str(cache), "num_shards": 4, "batch_rows": 64,
+                                   "prepare_in_driver": prepare_in_driver,
                                    "datasets": [{"name": "qm9", "path": str(path), "tasks": [{"columns": ["gap"]}]}]},
             "model": {"hidden_dim": 16, "num_layers": 1, "head_hidden_dim": 16},
             "train": {"batch_size": 32, "num_workers": 2, **train}}  # fmt: skip
@@ -67,7 +70,7 @@ def test_killed_training_worker_resumes_from_last_checkpoint(ray_cluster, qm9_fi
 
     # streaming from the cache every epoch (in_memory_mb=0: the path for splits larger than memory),
     # which makes an epoch last long enough (~2 s) for the kill to land mid-training
-    cfg = validate(run_cfg(qm9_file.with_name("qm9_small.parquet"), tmp_path / "cache", epochs=8, max_failures=2,
+    cfg = validate(run_cfg(qm9_file.with_name("qm9_small.parquet"), tmp_path / "cache", "auto", epochs=8, max_failures=2,
                            in_memory_mb=0))  # fmt: skip
     prepared = prepare(cfg.data)
     run = tmp_path / "run"

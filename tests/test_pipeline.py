@@ -65,7 +65,8 @@ def test_merge_three_single_label_files_into_one_table(ray_cluster, tmp_path, zi
     assert by_ray["graph"] == m.label_stats["graph"] and by_ray["rows"]["train"] == m.splits["train"]
 
 
-def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
+@pytest.mark.parametrize("where", ["always", "never"])  # in the driver, and as Ray Data jobs on the cluster
+def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path, where):
     path = tmp_path / "bad.csv"
     rows = [
         ("CCO", "1.0", "0"),
@@ -85,7 +86,8 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
         w.writerow(["smiles", "y", "active"])
         w.writerows(rows)
     cfg = data_cfg(tmp_path, [{"name": "bad", "path": str(path),
-                               "tasks": [{"columns": ["y"]}, {"columns": ["active"], "kind": "binary"}]}])  # fmt: skip
+                               "tasks": [{"columns": ["y"]}, {"columns": ["active"], "kind": "binary"}]}],
+                   prepare_in_driver=where)  # fmt: skip
     m = prepare(cfg).manifest
     assert m.skipped["total"] == 7 and m.featurized == 3  # CCO (merged with OCC), benzene, CCI
     with open(m.skipped["report"]) as fh:
@@ -107,6 +109,51 @@ def test_bad_rows_are_reported_with_file_row_and_field(ray_cluster, tmp_path):
     by_key = dict(zip(feats["mol_key"], feats["y_graph"], strict=True))
     assert all(v != v for v in by_key["CCO"])  # both conflicting labels dropped to missing
     assert by_key["CCI"][1] == 1.0  # "True"
+
+
+def _rows(path) -> str:
+    """A Parquet file's rows as text (NaN, which is not equal to itself, as None)."""
+    return repr([{k: None if v != v else v for k, v in r.items()} for r in pq.read_table(path).to_pylist()])
+
+
+def test_prepare_in_the_driver_writes_the_cache_the_cluster_writes(ray_cluster, tmp_path, zinc_trio):
+    """`prepare_in_driver: always` vs `never` on three files with duplicates, an unparsable row,
+    descriptor inputs (NaN-free and NaN) and a scaffold split: the same molecule and featurized files,
+    reports and manifest (timings and paths aside); `auto` chooses by the estimated work."""
+    from graphium_ray.data.prepare import in_driver, resolve_sources
+
+    d, _ = zinc_trio
+    (d / "tiny_extra.csv").write_text("SMILES,logp\nCCO,0.5\nC1CC(,1.0\nOCC,0.7\n[Co+]CC,2.0\n")
+    datasets = [{"name": lab, "path": str(d / f"tiny_{lab}.csv"), "smiles_column": "SMILES",
+                 "tasks": [{"columns": ["logp" if lab == "extra" else lab]}]} for lab in ("logp", "tpsa", "extra")]  # fmt: skip
+    extra = {"split": {"kind": "scaffold", "seed": 1}, "featurizer": {"molecule": ["rdkit2d"]}}
+    roots = {}
+    for where in ("always", "never"):
+        prepared = prepare(data_cfg(tmp_path / where, datasets, prepare_in_driver=where, **extra))
+        roots[where] = prepared.root
+    a, b = roots["always"], roots["never"]
+    assert a.name == b.name  # the same cache key: where it ran is not part of the data
+    for sub in ("molecules", "featurized"):
+        files = sorted(str(p.relative_to(a)) for p in (a / sub).rglob("*.parquet"))
+        assert files and files == sorted(str(p.relative_to(b)) for p in (b / sub).rglob("*.parquet"))
+        assert all(_rows(a / f) == _rows(b / f) for f in files), sub
+    for report in ("skipped.csv", "conflicts.csv"):
+        assert (a / report).read_text() == (b / report).read_text()
+    manifests = [Manifest.read(r / "manifest.json").to_dict() for r in (a, b)]
+    for m in manifests:
+        for key in ("prepare_seconds", "stage_seconds", "skipped", "duplicates"):
+            m.pop(key)
+    assert json.dumps(manifests[0], sort_keys=True) == json.dumps(manifests[1], sort_keys=True)
+    assert Manifest.read(a / "manifest.json").skipped["total"] == 1  # C1CC(
+    cfg = data_cfg(tmp_path, datasets, **extra)
+    assert in_driver(resolve_sources(cfg)[0], cfg)  # 133 rows x ~5.5 ms
+    big = tmp_path / "big.csv"
+    big.write_text("SMILES,logp\n" + "CCO,1.0\n" * 1000)  # 1,000 rows with descriptors: ~5.5 s, over the budget
+    cfg = data_cfg(tmp_path, [{"name": "big", "path": str(big), "smiles_column": "SMILES", "tasks": [{"columns": ["logp"]}]}],
+                   **extra)  # fmt: skip
+    assert not in_driver(resolve_sources(cfg)[0], cfg)
+    cfg = data_cfg(tmp_path, [{"name": "big", "path": str(big), "smiles_column": "SMILES", "tasks": [{"columns": ["logp"]}]}])
+    assert in_driver(resolve_sources(cfg)[0], cfg)  # without descriptors: 0.5 s
 
 
 @pytest.mark.parametrize("policy, expected", [("first", [1.0, 0.0, 7.0]), ("mean", [2.0, float("nan"), 7.0])])

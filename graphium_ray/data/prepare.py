@@ -38,7 +38,7 @@ from graphium_ray.data.ingest import (
 )
 from graphium_ray.data.reader import READ_ROWS, featurized_files, read_parquet_files
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
-from graphium_ray.data.sources import fingerprint, open_sources
+from graphium_ray.data.sources import fingerprint, iter_batches, open_sources
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
 from graphium_ray.manifest import Manifest
@@ -129,11 +129,47 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
 KEYED_ROWS_PER_BUCKET_FILE = 2048
 
 
-def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path) -> None:
+# `prepare_in_driver: auto` runs the stages in the driver when their estimated single-core time is at
+# most IN_DRIVER_SECONDS: about what the Ray Data jobs' start-up costs (new pools of RDKit processes,
+# ~5 s a prepare on 2 cores), so the driver is faster below it on any cluster. Per-molecule costs
+# measured on drug-like molecules (BENCHMARKS.md section 3c); sources over IN_DRIVER_MAX_BYTES are
+# not even counted.
+IN_DRIVER_SECONDS = 5.0
+IN_DRIVER_MAX_BYTES = 16 << 20
+SECONDS_PER_MOLECULE = 0.5e-3  # parse, key, merge, featurize (the default features)
+SECONDS_PER_MOLECULE_FEATURE_SET = 5e-3  # each molecule-level set (rdkit2d: ~210 RDKit descriptors)
+
+
+def _source_rows(source: SourceFile) -> int:
+    if source.fmt == "parquet":
+        return pq.ParquetFile(source.path).metadata.num_rows
+    return sum(batch.num_rows for _, batch in iter_batches(source.path, source.fmt, [source.smiles_column], 1 << 20))
+
+
+def in_driver(sources: list[SourceFile], cfg: DataConfig) -> bool:
+    """Whether ``prepare`` runs its stages in this process (``data.prepare_in_driver``; ``auto``: the
+    estimated work is at most ``IN_DRIVER_SECONDS``). The same code and the same cache either way."""
+    if cfg.prepare_in_driver != "auto":
+        return cfg.prepare_in_driver == "always"
+    if sum(os.path.getsize(s.path) for s in sources) > IN_DRIVER_MAX_BYTES:
+        return False
+    per_molecule = SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * len(cfg.featurizer.molecule)
+    return sum(_source_rows(s) for s in sources) * per_molecule <= IN_DRIVER_SECONDS
+
+
+def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: bool = False) -> None:
     if (keyed_dir / "_SUCCESS").exists():
         return
     shutil.rmtree(keyed_dir, ignore_errors=True)
     rows_per_batch = cfg.batch_rows
+    if local:
+        key = KeyMolecules(cfg.num_shards)
+        keyed = [key(table) for source in sources for table in read_rows(source, rows_per_batch)]
+        if keyed:  # the layout of Ray Data's partitioned write: bucket=<b>/<file>.parquet, no bucket column
+            pq.write_to_dataset(pa.concat_tables(keyed), str(keyed_dir), partition_cols=["bucket"])
+        keyed_dir.mkdir(parents=True, exist_ok=True)
+        (keyed_dir / "_SUCCESS").touch()
+        return
 
     def read(batch: dict) -> object:
         for item in batch["item"]:
@@ -163,16 +199,17 @@ def _merge_task(bucket_dir: str, out_path: str, skipped_path: str, layout: Label
     return merge_bucket(Path(bucket_dir), Path(out_path), Path(skipped_path), layout, seed, fractions, on_conflict)
 
 
-def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path) -> None:
+def _merge(cfg: DataConfig, layout: LabelLayout, keyed_dir: Path, mol_dir: Path, local: bool = False) -> None:
     mol_dir.mkdir(parents=True, exist_ok=True)
     pending = []
     for b in range(cfg.num_shards):
         out = mol_dir / f"shard-{b:05d}.parquet"
         if not out.exists():
-            skipped = mol_dir / f"skipped-{b:05d}.parquet"
-            pending.append(_merge_task.remote(str(keyed_dir / f"bucket={b}"), str(out), str(skipped), layout,
-                                              cfg.split.seed, tuple(cfg.split.fractions), cfg.on_conflict))  # fmt: skip
-    ray.get(pending)
+            args = (keyed_dir / f"bucket={b}", out, mol_dir / f"skipped-{b:05d}.parquet", layout, cfg.split.seed,
+                    tuple(cfg.split.fractions), cfg.on_conflict)  # fmt: skip
+            pending.append(merge_bucket(*args) if local else _merge_task.remote(*map(str, args[:3]), *args[3:]))
+    if not local:
+        ray.get(pending)
 
 
 class _FeaturizeRowGroups:
@@ -198,6 +235,14 @@ class _FeaturizeRowGroups:
         self.feat_dir, self.batch_rows = Path(feat_dir), batch_rows
 
     def __call__(self, units: dict) -> dict:
+        # one BLAS thread wherever this runs (an actor, or the driver for a small input): RDKit's `Ipc`
+        # descriptor goes through NumPy's linear algebra, whose float sums change with the thread count
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return self._featurize_units(units)
+
+    def _featurize_units(self, units: dict) -> dict:
         shards, rows = [], []
         for path, row_group in zip(units["path"], units["row_group"], strict=True):
             shard = Path(str(path)).stem
@@ -221,7 +266,7 @@ def _shard_done(mol_file: Path, mol_rows: int, feat_dir: Path) -> bool:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in part.glob("*.parquet")) == mol_rows
 
 
-def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Path) -> None:
+def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Path, local: bool = False) -> None:
     footers = {f: pq.ParquetFile(f).metadata for f in sorted(mol_dir.glob("shard-*.parquet"))}  # each read once
     pending = [f for f, meta in footers.items() if meta.num_rows and not _shard_done(f, meta.num_rows, feat_dir)]
     feat_dir.mkdir(parents=True, exist_ok=True)
@@ -230,19 +275,18 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     for f in pending:
         shutil.rmtree(feat_dir / f"shard={f.stem}", ignore_errors=True)
     units = [{"path": str(f), "row_group": g} for f in pending for g in range(footers[f].num_row_groups)]
+    featurizer_kwargs = {"feat_dir": str(feat_dir), "batch_rows": cfg.batch_rows, "cfg": cfg.featurizer,
+                         "num_node_tasks": layout.widths["node"], "num_edge_tasks": layout.widths["edge"]}  # fmt: skip
+    if local:
+        _FeaturizeRowGroups(**featurizer_kwargs)({k: np.array([u[k] for u in units]) for k in ("path", "row_group")})
+        return
     ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
     ds = ds.map_batches(
         _FeaturizeRowGroups,
-        fn_constructor_kwargs={
-            "feat_dir": str(feat_dir),
-            "batch_rows": cfg.batch_rows,
-            "cfg": cfg.featurizer,
-            "num_node_tasks": layout.widths["node"],
-            "num_edge_tasks": layout.widths["edge"],
-        },  # fmt: skip
+        fn_constructor_kwargs=featurizer_kwargs,
         batch_size=1,
         batch_format="numpy",
-        **actor_pool(cfg.featurize_concurrency),
+        **actor_pool(cfg.featurize_concurrency, tasks_in_flight=1),
     )
     written = ds.take_all()  # one small row per row group
     log.info("featurized %d rows of %d shards into %d files", sum(int(r["rows"]) for r in written), len(pending), len(written))
@@ -384,8 +428,12 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     layout = LabelLayout.from_tasks(tasks)
     keyed, mols, feats = root / "keyed", root / "molecules", root / "featurized"
     stage_seconds: dict[str, float] = {}
-    for stage, run in (("ingest", lambda: _ingest(sources, cfg, keyed)), ("merge", lambda: _merge(cfg, layout, keyed, mols)),
-                       ("featurize", lambda: _featurize(cfg, layout, mols, feats))):  # fmt: skip
+    local = in_driver(sources, cfg)
+    if local:
+        log.info("preparing in this process (data.prepare_in_driver: %s)", cfg.prepare_in_driver)
+    for stage, run in (("ingest", lambda: _ingest(sources, cfg, keyed, local)),
+                       ("merge", lambda: _merge(cfg, layout, keyed, mols, local)),
+                       ("featurize", lambda: _featurize(cfg, layout, mols, feats, local))):  # fmt: skip
         stage_started = time.time()
         run()
         stage_seconds[stage] = round(time.time() - stage_started, 2)
