@@ -165,8 +165,7 @@ def cmd_prepare(args) -> int:
     cfg = run_config(args)
     from graphium_ray.data.prepare import prepare
 
-    init_ray(args.num_cpus)
-    prepared = prepare(cfg.data, force=args.force)
+    prepared = prepare(cfg.data, force=args.force, start_ray=lambda: init_ray(args.num_cpus))  # none for a small input
     m = prepared.manifest
     print(f"prepared {m.featurized} molecules ({m.splits}) in {prepared.root}")
     print(f"skipped {m.skipped['total']} rows ({m.skipped['by_stage']}); report: {m.skipped['report']}")
@@ -245,13 +244,13 @@ def cmd_coord_check(args) -> int:
 def cmd_infer(args) -> int:
     from graphium_ray.inference.pipeline import run_inference
 
-    init_ray(args.num_cpus)
     mode = "embed" if args.command == "fingerprint" else "predict"
     summary = run_inference(args.checkpoint, args.inputs, args.output, smiles_column=args.smiles_column,
                             keep_columns=tuple(args.keep_columns), mode=mode, layer=getattr(args, "layer", "graph"),
-                            batch_size=args.batch_size)  # fmt: skip
+                            batch_size=args.batch_size, start_ray=lambda: init_ray(args.num_cpus))  # fmt: skip
+    where = "in this process (a small input)" if summary["where"] == "driver" else "on the Ray cluster"
     print(f"wrote {summary['rows']} rows to {summary['output']}; {summary['errors']} without output "
-          "(reason in the 'error' column)")  # fmt: skip
+          f"(reason in the 'error' column); computed {where}")  # fmt: skip
     return 0
 
 

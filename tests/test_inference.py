@@ -81,6 +81,28 @@ def test_fingerprint_matches_the_models_embedding(ray_cluster, trained_run, inpu
     assert table[table["error"].notna()]["embedding"].isna().all()
 
 
+@pytest.mark.parametrize("mode", ["predict", "embed"])
+def test_a_small_input_in_the_driver_gives_what_the_cluster_gives(ray_cluster, trained_run, inputs, tmp_path, mode):
+    """The CLI predicts the fixtures above in its own process (a small input); Ray Data's actor pool
+    gives the same table, for one output file and for a directory of shards."""
+    from graphium_ray.inference.pipeline import run_inference
+
+    run, _ = trained_run
+    d, first, second = inputs
+    shards = [str(d / "a.csv"), str(d / "b.parquet")]
+    results, threads = {}, torch.get_num_threads()
+    for where in ("auto", "cluster"):
+        for output in (tmp_path / f"{where}.parquet", tmp_path / f"{where}_dir"):
+            summary = run_inference(str(run / "checkpoint"), shards, str(output), keep_columns=("id",), mode=mode,
+                                    batch_size=8, where=where)  # fmt: skip
+            assert summary["rows"] == len(first) + len(second) and summary["errors"] == len(INVALID)
+            assert summary["where"] == ("driver" if where == "auto" else "cluster")
+            results[output.name] = pq.read_table(output).sort_by([("src_file", "ascending"), ("src_row", "ascending")])
+    assert torch.get_num_threads() == threads  # the driver's own setting, restored after the model ran with one
+    for name in ("auto.parquet", "auto_dir", "cluster_dir"):
+        assert results[name].to_pylist() == results["cluster.parquet"].to_pylist(), name
+
+
 def test_inference_input_errors_name_the_file_and_the_choice(ray_cluster, trained_run, inputs, tmp_path, capsys):
     run, _ = trained_run
     d, _, _ = inputs

@@ -150,7 +150,7 @@ def test_same_seed_same_metrics_and_replicates_ensemble(ray_cluster, small_mix, 
         roc_auc_score(ring["label/desc/has_ring"], ring["pred/desc/has_ring"]), rel=1e-9)
     smiles = pd.read_parquet(run / "test_predictions.parquet")["smiles"].head(8).tolist()
     pd.DataFrame({"smiles": smiles}).to_csv(d / "few.csv", index=False)
-    run_inference(str(d / "replicated"), [str(d / "few.csv")], str(d / "ensemble.parquet"))  # through Ray Data
+    run_inference(str(d / "replicated"), [str(d / "few.csv")], str(d / "ensemble.parquet"), where="cluster")  # Ray Data
     outputs = {"ensemble": pd.read_parquet(d / "ensemble.parquet")}
     for name, path in (("r0", d / "replicated" / "replicate_0"), ("r1", d / "replicated" / "replicate_1" / "checkpoint")):
         member = BatchPredictor(read_checkpoint_files(path), "smiles")  # each member alone, in-process

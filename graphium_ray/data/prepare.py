@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -130,14 +131,15 @@ KEYED_ROWS_PER_BUCKET_FILE = 2048
 
 
 # `prepare_in_driver: auto` runs the stages in the driver when their estimated single-core time is at
-# most IN_DRIVER_SECONDS: about what the Ray Data jobs' start-up costs (new pools of RDKit processes,
-# ~5 s a prepare on 2 cores), so the driver is faster below it on any cluster. Per-molecule costs
-# measured on drug-like molecules (BENCHMARKS.md section 3c); sources over IN_DRIVER_MAX_BYTES are
-# not even counted.
-IN_DRIVER_SECONDS = 5.0
+# most IN_DRIVER_SECONDS. On the cluster the same work costs ~5-6 s of start-up (new pools of RDKit
+# processes) plus the work spread over the CPUs, so on 2 CPUs the driver wins up to ~11 s of work and
+# on many CPUs up to ~5 s. Per-molecule costs are the in-driver times of the downstream sets and
+# Tox21 (BENCHMARKS.md section 3c: 0.4-1.0 ms, and 3.4-8.4 ms with RDKit's descriptors); with them
+# `auto` chose the faster path for all ten of its cases. Sources over IN_DRIVER_MAX_BYTES are not counted.
+IN_DRIVER_SECONDS = 8.0
 IN_DRIVER_MAX_BYTES = 16 << 20
-SECONDS_PER_MOLECULE = 0.5e-3  # parse, key, merge, featurize (the default features)
-SECONDS_PER_MOLECULE_FEATURE_SET = 5e-3  # each molecule-level set (rdkit2d: ~210 RDKit descriptors)
+SECONDS_PER_MOLECULE = 1e-3  # parse, key, merge, featurize (the default features)
+SECONDS_PER_MOLECULE_FEATURE_SET = 6e-3  # each molecule-level set (rdkit2d: ~210 RDKit descriptors)
 
 
 def _source_rows(source: SourceFile) -> int:
@@ -391,9 +393,11 @@ def _rows_in(keyed_dir: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
-    """Run (or reuse) the whole preparation; Ray must already be initialized. One process builds a
-    cache entry at a time: a second ``prepare`` of the same data waits for the first, then reuses it."""
+def prepare(cfg: DataConfig, force: bool = False, start_ray: Callable[[], None] | None = None) -> PreparedData:
+    """Run (or reuse) the whole preparation. Ray must be initialized, or ``start_ray`` given: it is
+    called before any Ray work (none when the cache is reused or the stages run in this process).
+    One process builds a cache entry at a time: a second ``prepare`` of the same data waits for the
+    first, then reuses it."""
     started = time.time()
     sources, tasks, fingerprints = resolve_sources(cfg)
     root = entry_root(cfg, fingerprints, tasks)
@@ -418,11 +422,11 @@ def prepare(cfg: DataConfig, force: bool = False) -> PreparedData:
             return _usable(PreparedData.load(root), sources)
         root.mkdir(exist_ok=True)
         sources = with_scaffold_splits(sources, cfg)
-        return _usable(_build(cfg, sources, tasks, fingerprints, root, started), sources)
+        return _usable(_build(cfg, sources, tasks, fingerprints, root, started, start_ray), sources)
 
 
 def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fingerprints: dict[str, str],
-           root: Path, started: float) -> PreparedData:
+           root: Path, started: float, start_ray: Callable[[], None] | None = None) -> PreparedData:
     """The stages (ingest, merge, featurize), the reports and the manifest of cache entry ``root``
     (named by its cache key)."""
     layout = LabelLayout.from_tasks(tasks)
@@ -431,6 +435,8 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     local = in_driver(sources, cfg)
     if local:
         log.info("preparing in this process (data.prepare_in_driver: %s)", cfg.prepare_in_driver)
+    elif start_ray is not None:
+        start_ray()
     for stage, run in (("ingest", lambda: _ingest(sources, cfg, keyed, local)),
                        ("merge", lambda: _merge(cfg, layout, keyed, mols, local)),
                        ("featurize", lambda: _featurize(cfg, layout, mols, feats, local))):  # fmt: skip
@@ -447,7 +453,7 @@ def _build(cfg: DataConfig, sources: list[SourceFile], tasks: list[TaskSpec], fi
     from graphium_ray.chem.features import atom_feature_dim, bond_feature_dim
 
     mol_names = molecule_feature_names(list(cfg.featurizer.molecule))
-    stats = label_stats(feats, layout, len(mol_names))
+    stats = label_stats(feats, layout, len(mol_names), in_driver=True if local else None)
     rows = stats.pop("rows")
     mol_stats = stats.pop("mol_feat", None)
     manifest = Manifest(
