@@ -28,6 +28,7 @@ from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, entry_root, write_json_atomic
 from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
+from graphium_ray.data.in_driver import small_enough
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
     SKIPPED_BUCKET,
@@ -39,7 +40,7 @@ from graphium_ray.data.ingest import (
 )
 from graphium_ray.data.reader import READ_ROWS, featurized_files, read_parquet_files
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
-from graphium_ray.data.sources import fingerprint, iter_batches, open_sources
+from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
 from graphium_ray.manifest import Manifest
@@ -130,33 +131,13 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
 KEYED_ROWS_PER_BUCKET_FILE = 2048
 
 
-# `prepare_in_driver: auto` runs the stages in the driver when their estimated single-core time is at
-# most IN_DRIVER_SECONDS. On the cluster the same work costs ~5-6 s of start-up (new pools of RDKit
-# processes) plus the work spread over the CPUs, so on 2 CPUs the driver wins up to ~11 s of work and
-# on many CPUs up to ~5 s. Per-molecule costs are the in-driver times of the downstream sets and
-# Tox21 (BENCHMARKS.md section 3c: 0.4-1.0 ms, and 3.4-8.4 ms with RDKit's descriptors); with them
-# `auto` chose the faster path for all ten of its cases. Sources over IN_DRIVER_MAX_BYTES are not counted.
-IN_DRIVER_SECONDS = 8.0
-IN_DRIVER_MAX_BYTES = 16 << 20
-SECONDS_PER_MOLECULE = 1e-3  # parse, key, merge, featurize (the default features)
-SECONDS_PER_MOLECULE_FEATURE_SET = 6e-3  # each molecule-level set (rdkit2d: ~210 RDKit descriptors)
-
-
-def _source_rows(source: SourceFile) -> int:
-    if source.fmt == "parquet":
-        return pq.ParquetFile(source.path).metadata.num_rows
-    return sum(batch.num_rows for _, batch in iter_batches(source.path, source.fmt, [source.smiles_column], 1 << 20))
-
-
 def in_driver(sources: list[SourceFile], cfg: DataConfig) -> bool:
-    """Whether ``prepare`` runs its stages in this process (``data.prepare_in_driver``; ``auto``: the
-    estimated work is at most ``IN_DRIVER_SECONDS``). The same code and the same cache either way."""
+    """Whether ``prepare`` runs its stages in this process (``data.prepare_in_driver``; ``auto``: a
+    small input, :func:`graphium_ray.data.in_driver.small_enough`). The same code and the same cache
+    either way."""
     if cfg.prepare_in_driver != "auto":
         return cfg.prepare_in_driver == "always"
-    if sum(os.path.getsize(s.path) for s in sources) > IN_DRIVER_MAX_BYTES:
-        return False
-    per_molecule = SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * len(cfg.featurizer.molecule)
-    return sum(_source_rows(s) for s in sources) * per_molecule <= IN_DRIVER_SECONDS
+    return small_enough([(s.path, s.fmt, s.smiles_column) for s in sources], len(cfg.featurizer.molecule))
 
 
 def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: bool = False) -> None:

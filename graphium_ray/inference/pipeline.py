@@ -11,7 +11,7 @@ output, without starting Ray.
 
 from __future__ import annotations
 
-import os
+import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +24,9 @@ import yaml
 
 from graphium_ray.config import ConfigError
 from graphium_ray.data.cells import INPUT_ERROR, read_cells
+from graphium_ray.data.in_driver import small_enough
 from graphium_ray.data.resources import TASK_CPUS, actor_pool
-from graphium_ray.data.sources import iter_batches, open_sources
+from graphium_ray.data.sources import open_sources
 from graphium_ray.inference.predictor import BatchPredictor, check_loadable, embedding_layers, read_checkpoint_files
 
 
@@ -46,23 +47,6 @@ def _read(batch: dict, columns: list[str], rows_per_batch: int):
             yield pa.table({"src_file": pa.array([str(display)] * n, pa.string()),
                             "src_row": pa.array(range(first_row, first_row + n), pa.int64()),
                             **{c: cells[c] for c in columns}, INPUT_ERROR: pa.array([errors.get(i) for i in range(n)], pa.string())})  # fmt: skip
-
-
-# inputs whose estimated single-core work is at most IN_DRIVER_SECONDS are predicted in this process
-# (``where="auto"``): about what starting Ray (a local cluster) and an actor pool that loads the
-# model costs; featurizing and running a small model is ~1 ms a molecule, RDKit descriptor inputs
-# ~5 ms more (BENCHMARKS.md section 3c). Inputs over IN_DRIVER_MAX_BYTES are not even counted.
-IN_DRIVER_SECONDS = 5.0
-IN_DRIVER_MAX_BYTES = 16 << 20
-SECONDS_PER_MOLECULE = 1e-3
-SECONDS_PER_MOLECULE_FEATURE_SET = 5e-3
-
-
-def _in_driver(sources: list[dict], smiles_column: str, molecule_sets: int) -> bool:
-    if sum(os.path.getsize(s["path"]) for s in sources) > IN_DRIVER_MAX_BYTES:
-        return False
-    rows = sum(batch.num_rows for s in sources for _, batch in iter_batches(s["path"], s["fmt"], [smiles_column], 1 << 20))
-    return rows * (SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * molecule_sets) <= IN_DRIVER_SECONDS
 
 
 def _predicted_in_driver(sources: list[dict], predictor_kwargs: dict, columns: list[str], rows_per_batch: int):
@@ -86,21 +70,21 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
     """Predict (or embed) every row of ``inputs``; returns {"rows", "errors", "output", "where"}.
 
     ``where``: ``cluster`` (Ray Data: an actor pool over the cluster), ``driver`` (this process) or
-    ``auto`` (the driver for a small input, :data:`IN_DRIVER_SECONDS`). ``start_ray`` is called
+    ``auto`` (the driver for a small input: :mod:`graphium_ray.data.in_driver`). ``start_ray`` is called
     before any Ray work (e.g. to start or join a cluster); the driver path needs none. Same output
     either way."""
     if where not in ("auto", "driver", "cluster"):
         raise ConfigError(f"where={where!r}: choose auto, driver or cluster")
     files = read_checkpoint_files(checkpoint)
     check_loadable(checkpoint, files)
-    saved = yaml.safe_load(files["0/config.yaml"])
-    num_layers = saved["model"]["num_layers"]
+    num_layers = yaml.safe_load(files["0/config.yaml"])["model"]["num_layers"]
     if mode == "embed" and layer not in embedding_layers(num_layers):
         raise ConfigError(f"--layer {layer!r}: this model has {embedding_layers(num_layers)}")
     columns = list(dict.fromkeys([smiles_column, *keep_columns]))
     sources = _input_files(inputs, columns)
-    molecule_sets = len(saved.get("data", {}).get("featurizer", {}).get("molecule", []))
-    local = where == "driver" or (where == "auto" and _in_driver(sources, smiles_column, molecule_sets))
+    molecule_sets = len(json.loads(files["0/data.json"])["featurizer"].get("molecule", []))
+    files_in = [(s["path"], s["fmt"], smiles_column) for s in sources]
+    local = where == "driver" or (where == "auto" and small_enough(files_in, molecule_sets))
     predictor_kwargs = {"checkpoint_files": files, "smiles_column": smiles_column, "mode": mode, "layer": layer,
                         "batch_size": batch_size}  # fmt: skip
     if local:

@@ -74,13 +74,8 @@ def main() -> None:
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     import ray
 
-    from graphium_ray.data.prepare import (
-        SECONDS_PER_MOLECULE,
-        SECONDS_PER_MOLECULE_FEATURE_SET,
-        in_driver,
-        prepare,
-        resolve_sources,
-    )
+    from graphium_ray.data.in_driver import SECONDS_PER_MOLECULE, SECONDS_PER_MOLECULE_FEATURE_SET
+    from graphium_ray.data.prepare import in_driver, prepare, resolve_sources
 
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
     work = Path(tempfile.mkdtemp(prefix="prepare_small_"))
