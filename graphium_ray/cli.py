@@ -206,9 +206,9 @@ def cmd_evaluate(args) -> int:
     from graphium_ray.report import metrics_table
     from graphium_ray.train.evaluate_checkpoint import evaluate_checkpoint
 
-    init_ray(args.num_cpus)
-    prepared = prepare(cfg.data)
-    metrics = evaluate_checkpoint(args.checkpoint, prepared, args.split)
+    start_ray = lambda: init_ray(args.num_cpus)  # noqa: E731  (only when a step needs Ray: not for a small set)
+    prepared = prepare(cfg.data, start_ray=start_ray)
+    metrics = evaluate_checkpoint(args.checkpoint, prepared, args.split, start_ray=start_ray)
     print(metrics_table({args.split: metrics}, (args.split,)))
     if args.output:
         out = _run_dir(cfg, args.output) / f"evaluate_{args.split}.json"

@@ -49,6 +49,18 @@ def test_evaluate_command_reproduces_test_metrics(ray_cluster, small_mix, traine
     trained = json.loads((run / "metrics.json").read_text())["test"]
     assert ours["qm9/gap"]["mae"] == pytest.approx(trained["qm9/gap"]["mae"], rel=1e-4)
     assert ours["desc/has_ring"]["n"] == trained["desc/has_ring"]["n"]
+    # that small cache was read in this process; a large one is streamed by Ray Data: the same metrics
+    import graphium_ray.data.in_driver as in_driver
+    from graphium_ray.data.cache import PreparedData
+    from graphium_ray.train.evaluate_checkpoint import evaluate_checkpoint
+
+    prepared = PreparedData.load(next((d / "cache").glob("*/manifest.json")).parent)
+    limit, in_driver.CACHE_IN_DRIVER_BYTES = in_driver.CACHE_IN_DRIVER_BYTES, 0
+    try:
+        streamed = evaluate_checkpoint(run / "checkpoint", prepared, "test")
+    finally:
+        in_driver.CACHE_IN_DRIVER_BYTES = limit
+    assert json.dumps(streamed, sort_keys=True) == json.dumps(ours, sort_keys=True)
 
 
 def test_bad_config_value_fails_before_any_work(tmp_path, capsys):

@@ -8,6 +8,10 @@ driver wins up to ~11 s of work and on many CPUs up to ~5 s. The per-molecule co
 in-driver times of the downstream sets and Tox21 (BENCHMARKS.md section 3c: 0.4-1.0 ms a molecule,
 3.4-8.4 ms with RDKit's 2D descriptors); with them the rule chose the faster path in all ten of
 that section's cases. Inputs over :data:`IN_DRIVER_MAX_BYTES` on disk are not even counted.
+
+A featurized cache of at most :data:`CACHE_IN_DRIVER_BYTES` on disk is read in the driver (its
+label statistics in ``prepare``, a split scored by ``evaluate``): a Ray Data job's start-up (~2 s
+on 2 cores) is longer than reading ~100,000 small molecules' rows.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ IN_DRIVER_SECONDS = 8.0
 IN_DRIVER_MAX_BYTES = 16 << 20
 SECONDS_PER_MOLECULE = 1e-3  # parse, key, merge, featurize with the default features (or run a small model)
 SECONDS_PER_MOLECULE_FEATURE_SET = 6e-3  # each molecule-level feature set (rdkit2d: ~210 RDKit descriptors)
+CACHE_IN_DRIVER_BYTES = 64 << 20
 
 
 def rows_of(path: str, fmt: str, smiles_column: str) -> int:
@@ -39,3 +44,8 @@ def small_enough(files: list[tuple[str, str, str]], molecule_feature_sets: int) 
         return False
     per_molecule = SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * molecule_feature_sets
     return sum(rows_of(*f) for f in files) * per_molecule <= IN_DRIVER_SECONDS
+
+
+def cache_small_enough(files: list[str]) -> bool:
+    """A featurized cache's files (Parquet) are at most CACHE_IN_DRIVER_BYTES on disk."""
+    return sum(os.path.getsize(f) for f in files) <= CACHE_IN_DRIVER_BYTES

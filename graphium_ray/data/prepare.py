@@ -28,7 +28,7 @@ from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, entry_root, write_json_atomic
 from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
-from graphium_ray.data.in_driver import small_enough
+from graphium_ray.data.in_driver import cache_small_enough, small_enough
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
     SKIPPED_BUCKET,
@@ -275,15 +275,11 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     log.info("featurized %d rows of %d shards into %d files", sum(int(r["rows"]) for r in written), len(pending), len(written))
 
 
-# a featurized cache up to this size has its label statistics read in the driver: a Ray Data job's
-# start-up (~2 s on 2 cores) is longer than reading the label columns of ~100,000 small molecules
-STATS_IN_DRIVER_BYTES = 64 << 20
-
 
 def label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int, in_driver: bool | None = None) -> dict:
     """Label (and molecule-feature) statistics of a featurized cache (:mod:`graphium_ray.data.stats`).
     ``in_driver``: read the files here (one record batch at a time) rather than as a Ray Data job;
-    default: when the cache is at most ``STATS_IN_DRIVER_BYTES``. Both give one partial per record
+    default: a small cache (:func:`graphium_ray.data.in_driver.cache_small_enough`). Both give one partial per record
     batch of ``READ_ROWS`` rows, summed in a canonical order."""
     files = featurized_files(feat_dir)
     if not files:
@@ -291,7 +287,7 @@ def label_stats(feat_dir: Path, layout: LabelLayout, mol_feat_dim: int, in_drive
     columns = ["split", "skip_reason", "y_graph", "y_node", "y_edge"] + (["mol_feat"] if mol_feat_dim else [])
     kwargs = {"widths": layout.widths, "mol_feat_dim": mol_feat_dim}
     if in_driver is None:
-        in_driver = sum(os.path.getsize(f) for f in files) <= STATS_IN_DRIVER_BYTES
+        in_driver = cache_small_enough(files)
     if in_driver:
         partials = [row for f in files
                     for records in pq.ParquetFile(f).iter_batches(batch_size=READ_ROWS, columns=columns)
