@@ -281,7 +281,9 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float
     if input_rows(inputs) != size:
         raise RuntimeError(f"{inputs} holds {input_rows(inputs)} molecules, not {size}")
     cache = work / f"cache_{source}_{size}_{num_shards}_{num_cpus}cpu_{backend}"  # (the cache key ignores the backend)
+    # the distributed pipeline at every size (a small input would otherwise be prepared in the driver)
     cfg = {"data": {"cache_dir": str(cache), "num_shards": num_shards, "featurizer": {"backend": backend},
+                    "prepare_in_driver": "never",
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
            "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
