@@ -11,6 +11,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+import yaml
 from rdkit import Chem
 
 from graphium_ray.config import ConfigError, FeaturizerConfig, ModelConfig, RunConfig, TrainConfig
@@ -356,6 +357,13 @@ def test_a_run_directory_holding_another_configs_run_is_refused(tmp_path):
     check_run_dir(old, tmp_path)  # the same config resumes
     with pytest.raises(ConfigError, match=r"train.epochs: 8 -> 2.*use a new --output"):
         check_run_dir(RunConfig(data=data, train=TrainConfig(epochs=2)), tmp_path)
+    # a run written before a config key existed resumes (the key compares at its default), and
+    # where the work runs is not part of what the run computes
+    written = yaml.safe_load(dump_config(old))
+    del written["data"]["prepare_in_driver"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(written))
+    check_run_dir(old, tmp_path)
+    check_run_dir(RunConfig(data={**data, "prepare_in_driver": "never"}, train=TrainConfig(epochs=8)), tmp_path)
     shared = RunConfig(data=data, train=TrainConfig(storage_path="s3://bucket/runs"))
     assert ray_run_name(old, tmp_path) == "train"
     assert ray_run_name(shared, tmp_path / "a") != ray_run_name(shared, tmp_path / "b")

@@ -26,7 +26,7 @@ import ray.train
 from ray.data.context import DEFAULT_TARGET_MAX_BLOCK_SIZE
 from ray.train.torch import TorchTrainer
 
-from graphium_ray.config import ConfigError, RunConfig, dump_config
+from graphium_ray.config import ConfigError, RunConfig, dump_config, validate
 from graphium_ray.data.cache import PreparedData, write_json_atomic
 from graphium_ray.data.reader import featurized_files, read_split
 from graphium_ray.train.curves import write_curves
@@ -226,6 +226,10 @@ def _flat(tree, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): tree}
 
 
+# settings that decide where or how fast work runs, not what a run computes: a resumed run may change them
+RESULT_NEUTRAL_KEYS = frozenset({"data.prepare_in_driver", "data.featurize_concurrency"})
+
+
 def check_run_dir(cfg: RunConfig, output_dir: Path) -> None:
     """A run directory that already holds a Ray Train run is resumed from its last checkpoint (what
     makes a restarted driver go on): refuse that when the config differs, since the result would
@@ -236,9 +240,14 @@ def check_run_dir(cfg: RunConfig, output_dir: Path) -> None:
         return
     import yaml
 
-    before, now = _flat(yaml.safe_load(old_config.read_text())), _flat(cfg.model_dump(mode="json"))
+    saved = yaml.safe_load(old_config.read_text())
+    try:  # through today's schema: a key added since the run started compares at its default
+        saved = validate(saved, str(old_config)).model_dump(mode="json")
+    except ConfigError:  # a key this version no longer has: compare as written
+        pass
+    before, now = _flat(saved), _flat(cfg.model_dump(mode="json"))
     changed = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(before.keys() | now.keys())
-               if before.get(k) != now.get(k)]  # fmt: skip
+               if before.get(k) != now.get(k) and k not in RESULT_NEUTRAL_KEYS]  # fmt: skip
     if changed:
         raise ConfigError(f"{output_dir} already holds a run with another config ({'; '.join(changed[:3])}"
                           f"{'; ...' if len(changed) > 3 else ''}); Ray would resume that run: use a new --output, "
