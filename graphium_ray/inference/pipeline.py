@@ -56,9 +56,8 @@ def _predicted_in_driver(sources: list[dict], predictor_kwargs: dict, columns: l
     try:
         predictor = BatchPredictor(**predictor_kwargs)
         item = {k: [s[k] for s in sources] for k in ("path", "display", "fmt")}
-        for table in _read(item, columns, rows_per_batch):
-            for start in range(0, table.num_rows, rows_per_batch):
-                yield predictor(table.slice(start, rows_per_batch))
+        for table in _read(item, columns, rows_per_batch):  # tables of at most rows_per_batch rows
+            yield predictor(table)
     finally:
         torch.set_num_threads(threads)
 
