@@ -411,3 +411,33 @@ def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluste
             assert all(str(a.to_pylist()) == str(b.to_pylist()) for a, b in zip(our_batches, ray_batches, strict=True))
     finally:
         context.execution_options.preserve_order = order
+
+
+def test_a_streamed_epoch_read_in_the_worker_has_every_row_once_in_a_seeded_order(tmp_path, zinc_trio):
+    """A train split too large to keep is read by each worker from the cache's files every epoch
+    (``shard_train: hash``): every usable row exactly once, in batches of the global batch size, the
+    same order in every process for a seed, another order for another epoch."""
+    from graphium_ray.data.reader import read_split_table, shuffled_split_tables
+
+    d, _ = zinc_trio
+    prepared = prepare(data_cfg(tmp_path, [{"name": "logp", "path": str(d / "tiny_logp.csv"), "smiles_column": "SMILES",
+                                            "tasks": [{"columns": ["logp"]}]}], num_shards=3))  # fmt: skip
+    whole = read_split_table(prepared.featurized_dir, "train")
+    by_key = {row["part"]: row for row in whole.to_pylist()}
+    assert len(by_key) == whole.num_rows > 10  # the hash column identifies a row here
+
+    def epoch(seed, buffer_rows=8):
+        return list(shuffled_split_tables(prepared.featurized_dir, "train", batch_rows=4, seed=seed, buffer_rows=buffer_rows))
+
+    first = epoch([0, 0])
+    assert [b.num_rows for b in first[:-1]] == [4] * (len(first) - 1) and 1 <= first[-1].num_rows <= 4
+    rows = [row for b in first for row in b.to_pylist()]
+    assert sorted(r["part"] for r in rows) == sorted(by_key)  # every row once
+    assert all(str(r) == str(by_key[r["part"]]) for r in rows)  # with all its values (str: NaN == NaN)
+    assert first[0].column_names == whole.column_names
+    keys = [r["part"] for r in rows]
+    assert keys == [r["part"] for b in epoch([0, 0]) for r in b.to_pylist()]  # reproducible
+    assert keys != [r["part"] for b in epoch([0, 1]) for r in b.to_pylist()]  # the next epoch: another order
+    assert keys != whole.column("part").to_pylist()  # shuffled, not the cache's order
+    one_buffer = [r["part"] for b in epoch([0, 0], buffer_rows=10**6) for r in b.to_pylist()]
+    assert sorted(one_buffer) == sorted(keys)  # the whole split in one buffer: the same rows

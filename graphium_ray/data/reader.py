@@ -1,14 +1,15 @@
 """Readers over the featurized cache: one split, usable molecules only, as a streaming Ray Dataset
-(:func:`read_split`) or, for a split a worker reads whole, read in the calling process
-(:func:`iter_split_tables`, :func:`read_split_table`: the same rows in the same order, without a Ray
-Data execution)."""
+(:func:`read_split`) or read in the calling process, without a Ray Data execution: in the cache's
+order (:func:`iter_split_tables`, :func:`read_split_table`: the rows :func:`read_split` streams, in
+the same order) or as one epoch in a seeded random order (:func:`shuffled_split_tables`)."""
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -106,3 +107,53 @@ def iter_split_tables(featurized_dir: str | Path, split: str, keep_key: bool = F
 def read_split_table(featurized_dir: str | Path, split: str, keep_key: bool = False) -> pa.Table:
     """The rows :func:`read_split` streams, in the same order, as one Arrow table read here."""
     return pa.concat_tables(iter_split_tables(featurized_dir, split, keep_key), promote_options="default")
+
+
+def contiguous(table: pa.Table) -> pa.Table:
+    """One chunk per column: ``take`` of random rows from list columns is ~14x faster than over many
+    chunks (18k QM9 rows in 128-row batches: 1.15 s -> 0.08 s an epoch). A column whose values
+    overflow one chunk's 32-bit offsets stays chunked."""
+    try:
+        return table.combine_chunks()
+    except pa.ArrowInvalid:
+        return table
+
+
+def shuffled_split_tables(featurized_dir: str | Path, split: str, batch_rows: int, seed: Sequence[int],
+                          buffer_rows: int) -> Iterator[pa.Table]:  # fmt: skip
+    """One epoch over ``split``'s usable rows in a random order fixed by ``seed``, read in this
+    process: tables of ``batch_rows`` rows (the last one shorter), every row exactly once.
+
+    The cache's files are visited in a permuted order, each read ``READ_ROWS`` rows at a time into a
+    shuffle buffer; whenever it holds ``buffer_rows`` rows it is permuted and cut into batches, and the
+    rows short of a whole batch stay for the next fill. Rows within a cache file are in hash order of
+    their molecule key, unrelated to the source's order. Memory: the buffer plus one record batch,
+    whatever the size of the split. The same ``seed`` gives the same batches in any process (the
+    workers of a ``shard_train: hash`` run each read the whole split and keep their own rows)."""
+    rng = np.random.default_rng(list(seed))
+    files = featurized_files(featurized_dir)
+    if not files:
+        raise FileNotFoundError(f"no featurized Parquet files under {featurized_dir}")
+    buffer: list[pa.Table] = []
+    held = 0
+
+    def cut(final: bool) -> Iterator[pa.Table]:
+        whole = contiguous(pa.concat_tables(buffer, promote_options="default"))
+        order = rng.permutation(whole.num_rows)
+        full = whole.num_rows if final else whole.num_rows - whole.num_rows % batch_rows
+        for start in range(0, full, batch_rows):
+            yield whole.take(pa.array(order[start:start + batch_rows]))
+        buffer[:] = [whole.take(pa.array(order[full:]))] if full < whole.num_rows else []
+
+    for index in rng.permutation(len(files)):
+        for records in pq.ParquetFile(files[index]).iter_batches(batch_size=READ_ROWS):
+            table = keep_split(pa.Table.from_batches([records]), split, keep_key=False)
+            if not table.num_rows:
+                continue
+            buffer.append(table)
+            held += table.num_rows
+            if held >= buffer_rows:
+                yield from cut(final=False)
+                held = sum(t.num_rows for t in buffer)
+    if held:
+        yield from cut(final=True)

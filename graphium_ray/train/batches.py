@@ -13,8 +13,10 @@ Training (``train.shard_train``):
 
 A train split that fits ``train.in_memory_mb`` is read once into each worker's memory (Arrow; with
 ``hash``, from the cache's files by the worker itself, see ``train/entry.py``) and every epoch is a
-seeded permutation of it (no Ray Data execution per epoch); a larger one streams from the cache
-every epoch through a seeded local shuffle buffer.
+seeded permutation of it (no Ray Data execution per epoch). A larger one is read again every epoch:
+with ``hash``, by the worker from the cache's files in a seeded order through a shuffle buffer, on a
+prefetch thread (:func:`~graphium_ray.data.reader.shuffled_split_tables`); with ``ray``, through its
+Ray Data shard and a seeded local shuffle buffer.
 
 Static-shape batches are packed per worker; packing gives workers different batch counts, so they
 run in lockstep (:func:`lockstep`). Evaluation batches are dealt by key hash, never dropped.
@@ -33,9 +35,11 @@ import torch.distributed as dist
 from graphium_ray.batch import GraphBatch
 from graphium_ray.data.collate import deal_rows
 from graphium_ray.data.collate_fn import GraphCollate
+from graphium_ray.data.reader import contiguous
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.manifest import ModelData
 from graphium_ray.train.entry import whole_shard
+from graphium_ray.train.prefetch import prefetched
 
 
 def per_worker_batch(global_batch: int, workers: int) -> int:
@@ -66,36 +70,32 @@ def lockstep(batches: Iterator[GraphBatch], idle: GraphBatch, device: torch.devi
             yield idle
 
 
-def contiguous(table: pa.Table) -> pa.Table:
-    """One chunk per column: ``take`` of random rows from list columns is ~14x faster than over the
-    many chunks Ray Data hands over (18k QM9 rows in 128-row batches: 1.15 s -> 0.08 s an epoch).
-    A column whose values overflow one chunk's 32-bit offsets stays chunked."""
-    try:
-        return table.combine_chunks()
-    except pa.ArrowInvalid:
-        return table
-
-
 class TrainBatches:
     """Re-iterable: each ``iter()`` is one epoch over this worker's train rows.
 
     ``shard``: the worker's ``get_dataset_shard("train")``; ``epoch_fn()``: the 0-based global epoch
     (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
     ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it;
-    ``prefetched``: a future of that whole split, already being read (``train/entry.py``)."""
+    ``prefetched``: a future of that whole split, already being read (``train/entry.py``);
+    ``read_epoch(batch_rows=, seed=)``: the worker reads a streamed split itself, one epoch of
+    tables in the order ``seed`` fixes (``hash``; None: stream the Ray Data ``shard``)."""
 
     def __init__(self, shard, global_batch: int, seed: int, epoch_fn: Callable[[], int], worker: tuple[int, int],
                  mode: str, collate: GraphCollate, idle: GraphBatch, device: torch.device, batcher=None,
-                 in_memory: bool = False, prefetched=None):  # fmt: skip
+                 in_memory: bool = False, prefetched=None,
+                 read_epoch: Callable[..., Iterator[pa.Table]] | None = None):  # fmt: skip
         self.shard, self.seed, self.epoch_fn, self.worker, self.mode = shard, seed, epoch_fn, worker, mode
         self.batch_rows = global_batch if mode == "hash" else per_worker_batch(global_batch, worker[1])
         self.collate, self.idle, self.device, self.batcher = collate, idle, device, batcher
-        self.in_memory = in_memory
+        self.in_memory, self.read_epoch = in_memory, read_epoch
         self._prefetched = prefetched  # a future of the whole shard as one table (train/entry.py), or None
         self._table: pa.Table | None = None
 
     def _tables(self) -> Iterator[pa.Table]:
         """This epoch's row batches (``batch_rows`` each), before dealing and collating."""
+        if not self.in_memory and self.read_epoch is not None:
+            yield from self.read_epoch(batch_rows=self.batch_rows, seed=[self.seed, self.epoch_fn()])
+            return
         if not self.in_memory:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
@@ -111,10 +111,14 @@ class TrainBatches:
                 "local_shuffle_seed": self.seed * 100_003 + self.epoch_fn()}  # fmt: skip
 
     def __iter__(self) -> Iterator[GraphBatch]:
+        streamed_here = not self.in_memory and self.read_epoch is not None
         if self.batcher is not None:
-            mine = (deal_rows(t, self.worker) if self.mode == "hash" else t for t in self._tables())
+            tables = prefetched(self._tables(), name="train-read") if streamed_here else self._tables()
+            mine = (deal_rows(t, self.worker) if self.mode == "hash" else t for t in tables)
             return lockstep(self.batcher(t for t in mine if t is not None), self.idle, self.device)
-        if self.in_memory:
+        if streamed_here:  # read, shuffled and collated on a thread, ahead of the model's step
+            batches = prefetched((self.collate(t) for t in self._tables()), name="train-read")
+        elif self.in_memory:
             batches = (self.collate(t) for t in self._tables())
         else:
             batches = self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate,
@@ -127,28 +131,24 @@ class TrainBatches:
 class EvalBatches:
     """Re-iterable: this worker's rows of an evaluation split (dealt by key hash, none dropped).
 
-    ``read_batches(batch_rows=...)``: reads the split's rows in this process, cut into tables of
-    ``batch_rows`` (:func:`~graphium_ray.data.reader.iter_split_tables`), for a split that fits the
-    worker's memory: the same batches as the shard's, without a Ray Data execution. ``keep``:
-    collate the split once and keep the batches (no read per validation pass)."""
+    ``read_batches(batch_rows=...)``: reads the split's rows in this process, one cache file at a
+    time, cut into tables of ``batch_rows`` (:func:`~graphium_ray.data.reader.iter_split_tables`).
+    ``keep``: collate the split once and keep the batches (no read per validation pass), for a split
+    that fits the worker's memory; a larger one is read again, on a prefetch thread, at every pass."""
 
-    def __init__(self, shard, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int],
-                 keep: bool = False, read_batches: Callable[..., Iterator[pa.Table]] | None = None):  # fmt: skip
-        self.shard, self.batch_rows, self.keep, self.read_batches = shard, batch_rows, keep, read_batches
+    def __init__(self, batch_rows: int, widths: dict[str, int], bond_dim: int, worker: tuple[int, int],
+                 read_batches: Callable[..., Iterator[pa.Table]], keep: bool = False):  # fmt: skip
+        self.batch_rows, self.keep, self.read_batches = batch_rows, keep, read_batches
         self.collate = GraphCollate(widths, bond_dim, worker=worker)
         self._kept: list[GraphBatch] | None = None
-
-    def _batches(self) -> Iterator[GraphBatch | None]:
-        if self.read_batches is None:
-            return self.shard.iter_torch_batches(batch_size=self.batch_rows, collate_fn=self.collate)
-        return (self.collate(table) for table in self.read_batches(batch_rows=self.batch_rows))
 
     def __iter__(self) -> Iterator[GraphBatch]:
         if self._kept is not None:
             return iter(self._kept)
-        mine = (b for b in self._batches() if b is not None)
+        batches = (self.collate(table) for table in self.read_batches(batch_rows=self.batch_rows))
         if not self.keep:
-            return mine
+            return (b for b in prefetched(batches, name="eval-read") if b is not None)
+        mine = (b for b in batches if b is not None)
         self._kept = list(mine)
         return iter(self._kept)
 

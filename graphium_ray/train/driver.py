@@ -122,15 +122,17 @@ def build_trainer(
     block_mb = cfg.train.stream_block_mb
     context.target_max_block_size = int(block_mb * 2**20) if block_mb is not None else DEFAULT_TARGET_MAX_BLOCK_SIZE
     feats = prepared.featurized_dir
-    # train: read by the workers (kept in their memory when it fits, else streamed every epoch).
-    # val: collated once and kept by each worker when it fits train.in_memory_mb; a larger one is
-    # streamed at every validation pass (a Ray Data job's few seconds of start-up, against a pass
-    # over more molecules than fit the budget), not materialized in the object store first, which
-    # grew the peak with the split: one streamed epoch on 1.94 M MOSES molecules (val: 193,696)
-    # peaked at 5.96 GB with it materialized, 4.34 GB streamed. test: read once, at the end.
+    # Every worker reads the val and test splits from the cache's files itself (val collated once and
+    # kept when it fits train.in_memory_mb, else read again at every validation pass; test once, at
+    # the end), and so the train split with shard_train: hash, kept in memory when it fits, else read
+    # again every epoch in a seeded order. Only shard_train: ray's train split goes through Ray Data
+    # (streaming_split: each row read by one worker). Reading the files in the worker instead of a
+    # Ray Data shard: one streamed epoch over 194k MOSES molecules peaked at 3.4 GB through Ray Data
+    # (the worker mapping 0.4 GB of object-store blocks, reading processes 0.5 GB, the executor's
+    # scheduling loop on the worker's GIL), BENCHMARKS.md §3.
     train_bytes = train_split_bytes(prepared)  # the cache's Parquet metadata, read once
-    datasets = {"train": read_split(feats, "train"), "val": read_split(feats, "val"),
-                "test": read_split(feats, "test", keep_key=True)}  # fmt: skip
+    by_ray_data = cfg.train.shard_train == "ray"
+    datasets = {"train": read_split(feats, "train")} if by_ray_data else {}
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={
@@ -147,8 +149,8 @@ def build_trainer(
             num_workers=cfg.train.num_workers, use_gpu=use_gpu, resources_per_worker=resources
         ),
         datasets=datasets,
-        dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if cfg.train.shard_train == "ray" else [],
-                                            execution_options={"train": train_ingest_options(cfg)}),
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"] if by_ray_data else [],
+                                            execution_options={"train": train_ingest_options(cfg)} if by_ray_data else None),
         run_config=ray.train.RunConfig(
             name=ray_run_name(cfg, output_dir),
             storage_path=cfg.train.storage_path or str((output_dir / "ray").resolve()),

@@ -31,7 +31,7 @@ import torch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate_fn import GraphCollate
-from graphium_ray.data.reader import iter_split_tables
+from graphium_ray.data.reader import iter_split_tables, shuffled_split_tables
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
@@ -86,12 +86,17 @@ def _restore(net: torch.nn.Module) -> tuple[dict, dict | None, dict]:
     return state, optimizer, best
 
 
+# rows a streamed train split is shuffled over at least (a few MB of drug-like graphs); the cache's
+# rows are in hash order of their keys, and its files are visited in a seeded order every epoch
+SHUFFLE_BUFFER_MIN_ROWS = 4096
+
+
 def _init_from_pretrained(net: torch.nn.Module, finetune: dict) -> None:
     """Fine-tuning: the pretrained weights the driver put in the object store, loaded into ``net``."""
     load_pretrained(net, ray.get(finetune["state_dict"]), keep_heads=finetune["heads"] == "keep_matching")
 
 
-def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: MultiTaskModule, worker,
+def _train_batches(cfg: RunConfig, data: Manifest, config: dict, module: MultiTaskModule, worker,
                    device, prefetched=None) -> TrainBatches:  # fmt: skip
     mode = cfg.train.shard_train
     batcher = None
@@ -102,19 +107,24 @@ def _train_batches(cfg: RunConfig, data: Manifest, train_bytes: int, module: Mul
                                 data.label_widths, data.bond_dim)  # fmt: skip
     idle = idle_batch(data, batcher)
     collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
-    in_memory = keeps_train_in_memory(train_bytes, cfg.train.in_memory_mb, mode, worker[1])
+    in_memory = keeps_train_in_memory(config["train_bytes"], cfg.train.in_memory_mb, mode, worker[1])
+    if mode == "hash":  # every worker reads the whole split: from the cache's files, by itself
+        read_epoch = functools.partial(shuffled_split_tables, config["featurized_dir"], "train",
+                                       buffer_rows=max(4 * cfg.train.batch_size, SHUFFLE_BUFFER_MIN_ROWS))  # fmt: skip
+        return TrainBatches(None, cfg.train.batch_size, cfg.train.seed, lambda: module.global_epoch, worker, mode,
+                            collate, idle, device, batcher, in_memory, prefetched, read_epoch)  # fmt: skip
     return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
                         lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory,
                         prefetched)  # fmt: skip
 
 
-def _local_split_reader(cfg: RunConfig, data: Manifest, config: dict, split: str):
-    """Reads evaluation ``split`` from the cache's files in this worker, one file at a time, when it
-    fits ``train.in_memory_mb`` (milliseconds for a small split, against a Ray Data execution's
-    ~2 s); None: stream it through the worker's Ray Data shard."""
-    if not fits_in_memory(config["train_bytes"], data.splits, split, cfg.train.in_memory_mb):
-        return None
-    return functools.partial(iter_split_tables, config["featurized_dir"], split, keep_key=split == "test")
+def _eval_batches(cfg: RunConfig, data: Manifest, config: dict, split: str, worker) -> EvalBatches:
+    """This worker's rows of evaluation ``split``, read from the cache's files in this process one
+    file at a time (milliseconds for a small split, against a Ray Data execution's ~2 s; bounded
+    memory for a large one); kept after the first pass when the split fits ``train.in_memory_mb``."""
+    reader = functools.partial(iter_split_tables, config["featurized_dir"], split, keep_key=split == "test")
+    keep = split == "val" and fits_in_memory(config["train_bytes"], data.splits, split, cfg.train.in_memory_mb)
+    return EvalBatches(cfg.train.batch_size, data.label_widths, data.bond_dim, worker, reader, keep=keep)
 
 
 def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, best: dict, config: dict, worker,
@@ -133,12 +143,10 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
     if cfg.train.accelerator != "ipu":
         trainer = ray.train.lightning.prepare_trainer(trainer)
     device = ray.train.torch.get_device()
-    train = _train_batches(cfg, data, config["train_bytes"], module, worker, device, prefetched)
+    train = _train_batches(cfg, data, config, module, worker, device, prefetched)
     if cfg.train.accelerator == "ipu":  # PopTorch takes dicts of tensors, not our dataclass
         train = TensorDictBatches(train)
-    val_reader = _local_split_reader(cfg, data, config, "val")  # a split within the budget is read here and kept
-    val = EvalBatches(ray.train.get_dataset_shard("val"), cfg.train.batch_size, data.label_widths, data.bond_dim,
-                      worker, keep=val_reader is not None, read_batches=val_reader)  # fmt: skip
+    val = _eval_batches(cfg, data, config, "val", worker)
     state["startup_unix"].setdefault("worker_fit_called", time.time())
     trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     if loggers is not None:
@@ -152,9 +160,7 @@ def _score_test(cfg: RunConfig, data: Manifest, net: torch.nn.Module, tasks: lis
 
     device = ray.train.torch.get_device()
     net = net.to(device).eval()
-    batches = EvalBatches(ray.train.get_dataset_shard("test"), cfg.train.batch_size, data.label_widths,
-                          data.bond_dim, worker, read_batches=_local_split_reader(cfg, data, config, "test"))  # fmt: skip
-    parts = [collect_batch(net, b.to(device)) for b in batches]
+    parts = [collect_batch(net, b.to(device)) for b in _eval_batches(cfg, data, config, "test", worker)]
     preds = merge_predictions(gather_objects(merge_predictions(parts)))
     return compute_metrics(tasks, LabelNormalizer(tasks, data.label_stats), preds), preds
 
