@@ -283,16 +283,18 @@ class TrainConfig(StrictModel):
     # streaming_split (each row read once; faster on large clusters, not bit-reproducible)
     shard_train: Literal["hash", "ray"] = "hash"
     # a train split up to this size (uncompressed, per worker) is read once into each worker's
-    # memory and reshuffled there every epoch; a larger one streams from the cache every epoch
+    # memory and reshuffled there every epoch; a larger one is read from the cache every epoch
+    # (shard_train hash: by each worker from the cache's files, through a shuffle buffer; ray:
+    # through Ray Data)
     in_memory_mb: float = Field(default=2048.0, ge=0.0)
-    # a streamed train split: at most this much read-ahead in Ray's object store (Ray Data's own
-    # bound is a fraction of the whole store, GBs on a big machine, that the reader fills while
-    # the model trains); 0 = Ray Data's default
+    # shard_train ray, a streamed train split: at most this much read-ahead in Ray's object store
+    # (Ray Data's own bound is a fraction of the whole store, GBs on a big machine, that the reader
+    # fills while the model trains); 0 = Ray Data's default
     stream_buffer_mb: float = Field(default=512.0, ge=0.0)
-    # a streamed split's block size: each reading task buffers this much before a block enters the
-    # object store. None: Ray Data's default (128 MiB, ~12,000 drug-like graphs). One epoch over 1.94 M
-    # MOSES molecules peaks at 4.2 GB with it, 3.6 GB with 64 (0.78x the graphs/s), 3.3 GB with 16
-    # (0.64x) (BENCHMARKS.md §3)
+    # shard_train ray, a streamed split's block size: each reading task buffers this much before a
+    # block enters the object store. None: Ray Data's default (128 MiB, ~12,000 drug-like graphs),
+    # the worker maps ~0.4-0.7 GB of such blocks; 16-64 MiB map less, at a speed cost
+    # (BENCHMARKS.md §3)
     stream_block_mb: float | None = Field(default=None, gt=0.0)
     weight_decay: float = Field(default=0.0, ge=0.0)
     num_workers: int = Field(default=2, ge=1)

@@ -19,6 +19,8 @@ def test_two_worker_training_writes_a_complete_run_directory(trained_run):
     assert set(metrics["test"]) == {"qm9/gap", "qm9/homo", "desc/logp", "desc/has_ring"}
     assert len(metrics["history"]) == 2 and metrics["summary"]["epochs"] == 2
     assert metrics["summary"]["device_per_worker"] == ["cpu", "cpu"]  # what each of the 2 workers trained on
+    marks = metrics["summary"]["startup_unix"]  # the loop's imports started with the worker process (warm_imports.py)
+    assert marks["worker_process_start"] - 1 <= marks["worker_warm_imports_started"] <= marks["worker_loop_entered"]
     # every usable val molecule with a gap label was evaluated exactly once, across both workers
     splits = pq.read_table(run / "splits").to_pandas()
     gap = metrics["val"]["qm9/gap"]

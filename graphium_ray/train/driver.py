@@ -93,6 +93,24 @@ def train_ingest_options(cfg: RunConfig):
     return options
 
 
+def warm_imports_env() -> dict:
+    """Training workers start importing the loop when their process starts (``train/warm_imports.py``).
+
+    Ray applies a ``worker_process_setup_hook`` given in a runtime env only at the job level (every
+    worker of the job, Ray Data's included); for the training workers alone it is passed the way Ray
+    itself hands a job's hook to its workers, as the variable a new worker process reads at start.
+    A job that has a hook of its own keeps it; ``GRAPHIUM_RAY_WARM_IMPORTS=0`` turns this off."""
+    from ray._private import ray_constants
+
+    from graphium_ray.train import warm_imports
+
+    if os.environ.get("GRAPHIUM_RAY_WARM_IMPORTS", "1") == "0" or \
+            os.environ.get(ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR) or \
+            ray.get_runtime_context().runtime_env.get("worker_process_setup_hook"):  # fmt: skip
+        return {}
+    return {"env_vars": {ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR: warm_imports.HOOK}}
+
+
 def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
     """Ray Train restores a run from ``storage_path/name``: "train" under the run directory's own
     ``ray/``; in a shared ``train.storage_path``, a name per run directory, so that two runs never
@@ -157,6 +175,7 @@ def build_trainer(
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
+            worker_runtime_env=warm_imports_env(),
         ),
     )
 

@@ -36,6 +36,7 @@ from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
 from graphium_ray.tasks import TaskSpec
+from graphium_ray.train import warm_imports
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import device_name, lightning_trainer_kwargs
@@ -108,14 +109,14 @@ def _train_batches(cfg: RunConfig, data: Manifest, config: dict, module: MultiTa
     idle = idle_batch(data, batcher)
     collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
     in_memory = keeps_train_in_memory(config["train_bytes"], cfg.train.in_memory_mb, mode, worker[1])
+    shard, read_epoch = None, None
     if mode == "hash":  # every worker reads the whole split: from the cache's files, by itself
         read_epoch = functools.partial(shuffled_split_tables, config["featurized_dir"], "train",
                                        buffer_rows=max(4 * cfg.train.batch_size, SHUFFLE_BUFFER_MIN_ROWS))  # fmt: skip
-        return TrainBatches(None, cfg.train.batch_size, cfg.train.seed, lambda: module.global_epoch, worker, mode,
-                            collate, idle, device, batcher, in_memory, prefetched, read_epoch)  # fmt: skip
-    return TrainBatches(ray.train.get_dataset_shard("train"), cfg.train.batch_size, cfg.train.seed,
-                        lambda: module.global_epoch, worker, mode, collate, idle, device, batcher, in_memory,
-                        prefetched)  # fmt: skip
+    else:  # Ray Data's streaming_split
+        shard = ray.train.get_dataset_shard("train")
+    return TrainBatches(shard, cfg.train.batch_size, cfg.train.seed, lambda: module.global_epoch, worker, mode,
+                        collate, idle, device, batcher, in_memory, prefetched, read_epoch)  # fmt: skip
 
 
 def _eval_batches(cfg: RunConfig, data: Manifest, config: dict, split: str, worker) -> EvalBatches:
@@ -195,8 +196,9 @@ def train_loop_per_worker(config: dict, entered: float | None = None, prefetched
     module.optimizer_state = optimizer_state
     module.ema = best.pop("ema", None)
     # start-up breakdown (metrics.json summary.startup_unix; startup_bench.py): the first run only
-    state.setdefault("startup_unix", {"worker_process_start": process_start_unix(), "worker_loop_entered": entered,
-                                      "worker_imported": imported, "worker_model_built": time.time()})  # fmt: skip
+    state.setdefault("startup_unix", {"worker_process_start": process_start_unix(), **warm_imports.marks,
+                                      "worker_loop_entered": entered, "worker_imported": imported,
+                                      "worker_model_built": time.time()})  # fmt: skip
     started = time.time()
     if not state.get("final") and state["epoch"] < cfg.train.epochs and not state.get("stopped_early"):
         _fit(cfg, data, module, state, best, config, worker, prefetched)

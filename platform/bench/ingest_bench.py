@@ -8,7 +8,8 @@ one torch thread each, side by side in one run:
   ``train.in_memory_mb`` is read once into the worker (Arrow, one chunk per column) and permuted
   every epoch; graphs/s per epoch as the run reports it (data loading and validation included),
   epochs after the first. ``streamed_every_epoch``: the same with ``in_memory_mb: 0`` (what a split
-  too large for memory does: a Ray Data execution with a local shuffle buffer every epoch).
+  too large for memory does: the worker reads the cache's files again every epoch, in a seeded
+  order through a shuffle buffer, on a prefetch thread).
 * ``in_memory``: the same molecules as a Python list of PyG ``Data`` objects fed by PyG's
   ``DataLoader(shuffle=True)`` in this process, batches handed to the model as ``GraphBatch``.
 

@@ -86,10 +86,10 @@ PHASES = (  # (name, mark it ends at): each phase runs from the previous mark
     ("driver: interpreter, imports, ray.init, cache check, trainer built", "driver_fit_called"),
     ("Ray Train: controller, worker group scheduled, worker process started", "worker_process_start"),
     ("worker: Ray worker set-up, process group, train function loaded", "worker_loop_entered"),
-    ("worker: imports (torch's compiler stack, Lightning, ours)", "worker_imported"),
+    ("worker: imports not done during set-up (torch's compiler stack, Lightning, ours)", "worker_imported"),
     ("worker: model built, checkpoint restore", "worker_model_built"),
     ("worker: Lightning trainer, dataset shards", "worker_fit_called"),
-    ("first batch: Lightning set-up, first Ray Data batch", "first_batch"),
+    ("first batch: Lightning set-up, first batch read", "first_batch"),
     ("first step: forward, backward, optimizer", "first_step"),
 )
 
