@@ -54,7 +54,7 @@ def _every_layer_one_epoch(config: dict) -> None:
                              num_sanity_val_steps=0, use_distributed_sampler=False, limit_val_batches=0)  # fmt: skip
         trainer = ray.train.lightning.prepare_trainer(trainer)
         before = {k: v.clone() for k, v in net.state_dict().items()}
-        batches = batches or _train_batches(cfg, data, config["train_bytes"], module, worker, torch.device("cpu"))  # read once, reused
+        batches = batches or _train_batches(cfg, data, config, module, worker, torch.device("cpu"))  # read once, reused
         batches.epoch_fn = lambda module=module: module.global_epoch
         trainer.fit(module, train_dataloaders=batches)
         changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
@@ -82,17 +82,14 @@ def test_every_layer_trains_with_two_ddp_workers(ray_cluster, prepared_with_pe, 
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from graphium_ray.data.reader import read_split
     from graphium_ray.train.driver import train_split_bytes
 
     raw, prepared = prepared_with_pe
     trainer = TorchTrainer(
         _every_layer_one_epoch,
-        train_loop_config={"run": raw, "models": LAYER_CONFIGS,
-                           "data": prepared.manifest, "train_bytes": train_split_bytes(prepared)},
+        train_loop_config={"run": raw, "models": LAYER_CONFIGS, "data": prepared.manifest,
+                           "train_bytes": train_split_bytes(prepared), "featurized_dir": str(prepared.featurized_dir)},
         scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.45}),
-        datasets={"train": read_split(prepared.featurized_dir, "train")},
-        dataset_config=ray.train.DataConfig(datasets_to_split=[]),
         run_config=ray.train.RunConfig(name="layers", storage_path=str(tmp_path)),
     )  # fmt: skip
     result = trainer.fit()

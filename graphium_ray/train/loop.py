@@ -31,7 +31,7 @@ import torch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate_fn import GraphCollate
-from graphium_ray.data.reader import iter_split_tables, shuffled_split_tables
+from graphium_ray.data.reader import iter_split_tables, read_split_table, shuffled_split_tables
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
@@ -40,7 +40,7 @@ from graphium_ray.train import warm_imports
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import device_name, lightning_trainer_kwargs
-from graphium_ray.train.entry import process_start_unix
+from graphium_ray.train.entry import in_background, process_start_unix
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.finetune import load_pretrained
@@ -113,6 +113,8 @@ def _train_batches(cfg: RunConfig, data: Manifest, config: dict, module: MultiTa
     if mode == "hash":  # every worker reads the whole split: from the cache's files, by itself
         read_epoch = functools.partial(shuffled_split_tables, config["featurized_dir"], "train",
                                        buffer_rows=max(4 * cfg.train.batch_size, SHUFFLE_BUFFER_MIN_ROWS))  # fmt: skip
+        if in_memory and prefetched is None:  # not started by train/entry.py: read it now
+            prefetched = in_background(read_split_table, config["featurized_dir"], "train")
     else:  # Ray Data's streaming_split
         shard = ray.train.get_dataset_shard("train")
     return TrainBatches(shard, cfg.train.batch_size, cfg.train.seed, lambda: module.global_epoch, worker, mode,
