@@ -2,9 +2,9 @@
 
 Training (``train.shard_train``):
 
-* ``hash`` (default): every worker streams the whole train split in the same seeded order
-  (Ray Data with ``preserve_order``, a local shuffle buffer seeded by (seed, epoch)), cuts it into
-  global batches of ``train.batch_size`` rows and keeps the rows whose key hash falls to it. All
+* ``hash`` (default): every worker reads the whole train split from the cache's files in the same
+  order, seeded by (seed, epoch), cuts it into global batches of ``train.batch_size`` rows and
+  keeps the rows whose key hash falls to it. All
   workers thus step once per global batch, and the data order does not depend on timing or on
   the number of workers: runs are reproducible. A worker left with no row of a global batch feeds
   a padding-only batch (zero loss and gradient), so DDP stays in step.
@@ -73,7 +73,7 @@ def lockstep(batches: Iterator[GraphBatch], idle: GraphBatch, device: torch.devi
 class TrainBatches:
     """Re-iterable: each ``iter()`` is one epoch over this worker's train rows.
 
-    ``shard``: the worker's ``get_dataset_shard("train")``; ``epoch_fn()``: the 0-based global epoch
+    ``shard``: the worker's ``get_dataset_shard("train")`` (``ray``; None with ``hash``); ``epoch_fn()``: the 0-based global epoch
     (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
     ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it;
     ``prefetched``: a future of that whole split, already being read (``train/entry.py``);
