@@ -150,3 +150,15 @@ def test_ray_data_sharded_training_scores_every_molecule_once(ray_cluster, small
     for split in ("val", "test"):
         for task, values in default[split].items():
             assert ours[split][task]["n"] == values["n"] > 0, (split, task)
+
+
+def test_warm_imports_go_to_runs_of_several_workers_only(ray_cluster, monkeypatch):
+    """Measured (BENCHMARKS.md §5): the import thread helps 2 workers, whose set-up waits on each
+    other, and slows a single worker down; a user can turn it off."""
+    from graphium_ray.train import warm_imports
+    from graphium_ray.train.driver import warm_imports_env
+
+    assert warm_imports_env(1) == {}
+    assert list(warm_imports_env(2)["env_vars"].values()) == [warm_imports.HOOK]
+    monkeypatch.setenv("GRAPHIUM_RAY_WARM_IMPORTS", "0")
+    assert warm_imports_env(2) == {}

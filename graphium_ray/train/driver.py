@@ -93,8 +93,11 @@ def train_ingest_options(cfg: RunConfig):
     return options
 
 
-def warm_imports_env() -> dict:
-    """Training workers start importing the loop when their process starts (``train/warm_imports.py``).
+def warm_imports_env(num_workers: int) -> dict:
+    """Training workers start importing the loop when their process starts (``train/warm_imports.py``),
+    when there are several: their set-up waits on each other (the process group), and the imports
+    fill that wait (2 workers on 2 cores: launch -> first step 14.0 s instead of 15.7). One worker's
+    set-up hardly waits, and the import thread slowed it down instead (13.35 s vs 12.8 s; BENCHMARKS.md §5).
 
     Ray applies a ``worker_process_setup_hook`` given in a runtime env only at the job level (every
     worker of the job, Ray Data's included); for the training workers alone it is passed the way Ray
@@ -104,7 +107,7 @@ def warm_imports_env() -> dict:
 
     from graphium_ray.train import warm_imports
 
-    if os.environ.get("GRAPHIUM_RAY_WARM_IMPORTS", "1") == "0" or \
+    if num_workers < 2 or os.environ.get("GRAPHIUM_RAY_WARM_IMPORTS", "1") == "0" or \
             os.environ.get(ray_constants.WORKER_PROCESS_SETUP_HOOK_ENV_VAR) or \
             ray.get_runtime_context().runtime_env.get("worker_process_setup_hook"):  # fmt: skip
         return {}
@@ -175,7 +178,7 @@ def build_trainer(
             failure_config=ray.train.FailureConfig(max_failures=cfg.train.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=callbacks or None,
-            worker_runtime_env=warm_imports_env(),
+            worker_runtime_env=warm_imports_env(cfg.train.num_workers),
         ),
     )
 
