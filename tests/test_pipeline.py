@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -441,3 +442,12 @@ def test_a_streamed_epoch_read_in_the_worker_has_every_row_once_in_a_seeded_orde
     assert keys != whole.column("part").to_pylist()  # shuffled, not the cache's order
     one_buffer = [r["part"] for b in epoch([0, 0], buffer_rows=10**6) for r in b.to_pylist()]
     assert sorted(one_buffer) == sorted(keys)  # the whole split in one buffer: the same rows
+
+    # a cache file damaged after `prepare` (truncated here): an error naming it, from either reader
+    from graphium_ray.data.reader import CacheFileError, featurized_files, iter_split_tables
+
+    damaged = Path(featurized_files(prepared.featurized_dir)[1])
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    for read in (lambda: epoch([0, 0]), lambda: list(iter_split_tables(prepared.featurized_dir, "val"))):
+        with pytest.raises(CacheFileError, match=rf"{damaged.name}: unreadable featurized cache file .*--force"):
+            read()

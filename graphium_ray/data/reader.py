@@ -57,6 +57,36 @@ def read_parquet_files(paths: list[str], columns: list[str] | None = None, rows_
                           fn_kwargs={"columns": columns, "rows_per_batch": rows_per_batch})  # fmt: skip
 
 
+class CacheFileError(OSError):
+    """A featurized cache file that cannot be read (truncated, overwritten, deleted mid-run)."""
+
+
+def _unreadable(path: str | Path, err: BaseException) -> CacheFileError:
+    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return CacheFileError(f"{path}: unreadable featurized cache file ({detail}); rebuild the cache with "
+                          "`graphium-ray prepare CONFIG --force`")  # fmt: skip
+
+
+def _read_cache_file(path: str, rows_per_batch: int | None = None):
+    """The file's rows as one table (``rows_per_batch`` None) or record batches; an unreadable file
+    is an error naming it and saying how to rebuild the cache."""
+    try:
+        if rows_per_batch is None:
+            yield pq.read_table(path)
+            return
+        yield from (pa.Table.from_batches([b]) for b in pq.ParquetFile(path).iter_batches(batch_size=rows_per_batch))
+    except (pa.ArrowException, OSError) as err:
+        raise _unreadable(path, err) from None
+
+
+def cache_file_metadata(path: str | Path) -> pq.FileMetaData:
+    """A featurized cache file's Parquet footer; an unreadable file is an error naming it."""
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowException, OSError) as err:
+        raise _unreadable(path, err) from None
+
+
 def featurized_files(featurized_dir: str | Path) -> list[str]:
     """The cache's featurized Parquet files (``shard=*/``), in a fixed order."""
     return sorted(str(f) for f in Path(featurized_dir).glob("shard=*/*.parquet"))
@@ -90,7 +120,7 @@ def iter_split_tables(featurized_dir: str | Path, split: str, keep_key: bool = F
         raise FileNotFoundError(f"no featurized Parquet files under {featurized_dir}")
     held: list[pa.Table] = []
     for path in files:
-        table = keep_split(pq.read_table(path), split, keep_key)
+        table = keep_split(next(_read_cache_file(path)), split, keep_key)
         if batch_rows is None:
             yield table
             continue
@@ -146,8 +176,8 @@ def shuffled_split_tables(featurized_dir: str | Path, split: str, batch_rows: in
         buffer[:] = [whole.take(pa.array(order[full:]))] if full < whole.num_rows else []
 
     for index in rng.permutation(len(files)):
-        for records in pq.ParquetFile(files[index]).iter_batches(batch_size=READ_ROWS):
-            table = keep_split(pa.Table.from_batches([records]), split, keep_key=False)
+        for records in _read_cache_file(files[index], READ_ROWS):
+            table = keep_split(records, split, keep_key=False)
             if not table.num_rows:
                 continue
             buffer.append(table)

@@ -1,6 +1,6 @@
 """A Ray Train worker process starts importing the training loop as soon as it exists.
 
-Ray runs :func:`start` in each training worker process when the process starts
+Ray runs :func:`start` in each training worker process of a run with several workers when the process starts
 (``RunConfig(worker_runtime_env={"worker_process_setup_hook": ...})``, set by ``train/driver.py``).
 The loop's imports (torch's compiler stack, Lightning, torchmetrics: ~2.5 s on 2 cores) then run on
 a thread while Ray sets the worker up (its actor, the process group, the train context), which is
