@@ -1,7 +1,8 @@
 """A Ray Train worker process starts importing the training loop as soon as it exists.
 
-Ray runs :func:`start` in each training worker process of a run with several workers when the process starts
-(``RunConfig(worker_runtime_env={"worker_process_setup_hook": ...})``, set by ``train/driver.py``).
+Ray runs :func:`start` when a training worker process of a run with several workers starts: the
+driver names it as the worker's process setup hook in ``RunConfig(worker_runtime_env=...)``
+(``train/driver.py:warm_imports_env``).
 The loop's imports (torch's compiler stack, Lightning, torchmetrics: ~2.5 s on 2 cores) then run on
 a thread while Ray sets the worker up (its actor, the process group, the train context), which is
 mostly waiting on the controller, instead of after it. The loop imports the same modules again
