@@ -5,6 +5,7 @@ the same order) or as one epoch in a seeded random order (:func:`shuffled_split_
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,30 +62,22 @@ class CacheFileError(OSError):
     """A featurized cache file that cannot be read (truncated, overwritten, deleted mid-run)."""
 
 
-def _unreadable(path: str | Path, err: BaseException) -> CacheFileError:
-    detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return CacheFileError(f"{path}: unreadable featurized cache file ({detail}); rebuild the cache with "
-                          "`graphium-ray prepare CONFIG --force`")  # fmt: skip
-
-
-def _read_cache_file(path: str, rows_per_batch: int | None = None):
-    """The file's rows as one table (``rows_per_batch`` None) or record batches; an unreadable file
-    is an error naming it and saying how to rebuild the cache."""
+@contextlib.contextmanager
+def _cache_file(path: str | Path) -> Iterator[None]:
+    """Reading featurized cache file ``path``: an unreadable file is an error naming it and saying
+    how to rebuild the cache."""
     try:
-        if rows_per_batch is None:
-            yield pq.read_table(path)
-            return
-        yield from (pa.Table.from_batches([b]) for b in pq.ParquetFile(path).iter_batches(batch_size=rows_per_batch))
+        yield
     except (pa.ArrowException, OSError) as err:
-        raise _unreadable(path, err) from None
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise CacheFileError(f"{path}: unreadable featurized cache file ({detail}); rebuild the cache with "
+                             "`graphium-ray prepare CONFIG --force`") from None  # fmt: skip
 
 
 def cache_file_metadata(path: str | Path) -> pq.FileMetaData:
     """A featurized cache file's Parquet footer; an unreadable file is an error naming it."""
-    try:
+    with _cache_file(path):
         return pq.read_metadata(path)
-    except (pa.ArrowException, OSError) as err:
-        raise _unreadable(path, err) from None
 
 
 def featurized_files(featurized_dir: str | Path) -> list[str]:
@@ -120,7 +113,8 @@ def iter_split_tables(featurized_dir: str | Path, split: str, keep_key: bool = F
         raise FileNotFoundError(f"no featurized Parquet files under {featurized_dir}")
     held: list[pa.Table] = []
     for path in files:
-        table = keep_split(next(_read_cache_file(path)), split, keep_key)
+        with _cache_file(path):
+            table = keep_split(pq.read_table(path), split, keep_key)
         if batch_rows is None:
             yield table
             continue
@@ -175,9 +169,13 @@ def shuffled_split_tables(featurized_dir: str | Path, split: str, batch_rows: in
             yield whole.take(pa.array(order[start:start + batch_rows]))
         buffer[:] = [whole.take(pa.array(order[full:]))] if full < whole.num_rows else []
 
+    def rows(path: str) -> Iterator[pa.Table]:
+        with _cache_file(path):
+            for records in pq.ParquetFile(path).iter_batches(batch_size=READ_ROWS):
+                yield keep_split(pa.Table.from_batches([records]), split, keep_key=False)
+
     for index in rng.permutation(len(files)):
-        for records in _read_cache_file(files[index], READ_ROWS):
-            table = keep_split(records, split, keep_key=False)
+        for table in rows(files[index]):
             if not table.num_rows:
                 continue
             buffer.append(table)

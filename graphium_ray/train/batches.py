@@ -38,7 +38,6 @@ from graphium_ray.data.collate_fn import GraphCollate
 from graphium_ray.data.reader import contiguous
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.manifest import ModelData
-from graphium_ray.train.entry import whole_shard
 from graphium_ray.train.prefetch import prefetched
 
 
@@ -75,33 +74,32 @@ class TrainBatches:
 
     ``shard``: the worker's ``get_dataset_shard("train")`` (``ray``; None with ``hash``); ``epoch_fn()``: the 0-based global epoch
     (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
-    ``idle``: the padding-only batch; ``in_memory``: read the split once and keep it;
-    ``prefetched``: a future of that whole split, already being read (``train/entry.py``);
-    ``read_epoch(batch_rows=, seed=)``: the worker reads a streamed split itself, one epoch of
-    tables in the order ``seed`` fixes (``hash``; None: stream the Ray Data ``shard``)."""
+    ``idle``: the padding-only batch; ``prefetched``: a future of the whole split as one table,
+    already being read, for a split the worker keeps (``train/entry.py:read_kept_train_split``), else
+    None; ``read_epoch(batch_rows=, seed=)``: the worker reads a split it does not keep itself, one
+    epoch of tables in the order ``seed`` fixes (``hash``; None: stream the Ray Data ``shard``)."""
 
     def __init__(self, shard, global_batch: int, seed: int, epoch_fn: Callable[[], int], worker: tuple[int, int],
                  mode: str, collate: GraphCollate, idle: GraphBatch, device: torch.device, batcher=None,
-                 in_memory: bool = False, prefetched=None,
-                 read_epoch: Callable[..., Iterator[pa.Table]] | None = None):  # fmt: skip
+                 prefetched=None, read_epoch: Callable[..., Iterator[pa.Table]] | None = None):  # fmt: skip
         self.shard, self.seed, self.epoch_fn, self.worker, self.mode = shard, seed, epoch_fn, worker, mode
         self.batch_rows = global_batch if mode == "hash" else per_worker_batch(global_batch, worker[1])
         self.collate, self.idle, self.device, self.batcher = collate, idle, device, batcher
-        self.in_memory, self.read_epoch = in_memory, read_epoch
-        self._prefetched = prefetched  # a future of the whole shard as one table (train/entry.py), or None
+        self.in_memory, self.read_epoch = prefetched is not None, read_epoch
+        self.streamed_here = not self.in_memory and read_epoch is not None
+        self._prefetched = prefetched  # dropped once read into _table
         self._table: pa.Table | None = None
 
     def _tables(self) -> Iterator[pa.Table]:
         """This epoch's row batches (``batch_rows`` each), before dealing and collating."""
-        if not self.in_memory and self.read_epoch is not None:
+        if self.streamed_here:
             yield from self.read_epoch(batch_rows=self.batch_rows, seed=[self.seed, self.epoch_fn()])
             return
         if not self.in_memory:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
         if self._table is None:
-            whole = self._prefetched.result() if self._prefetched is not None else whole_shard(self.shard)
-            self._table, self._prefetched = contiguous(whole), None
+            self._table, self._prefetched = contiguous(self._prefetched.result()), None
         order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
         for start in range(0, len(order), self.batch_rows):
             yield self._table.take(pa.array(order[start:start + self.batch_rows]))
@@ -111,12 +109,11 @@ class TrainBatches:
                 "local_shuffle_seed": self.seed * 100_003 + self.epoch_fn()}  # fmt: skip
 
     def __iter__(self) -> Iterator[GraphBatch]:
-        streamed_here = not self.in_memory and self.read_epoch is not None
         if self.batcher is not None:
-            tables = prefetched(self._tables(), name="train-read") if streamed_here else self._tables()
+            tables = prefetched(self._tables(), name="train-read") if self.streamed_here else self._tables()
             mine = (deal_rows(t, self.worker) if self.mode == "hash" else t for t in tables)
             return lockstep(self.batcher(t for t in mine if t is not None), self.idle, self.device)
-        if streamed_here:  # read, shuffled and collated on a thread, ahead of the model's step
+        if self.streamed_here:  # read, shuffled and collated on a thread, ahead of the model's step
             batches = prefetched((self.collate(t) for t in self._tables()), name="train-read")
         elif self.in_memory:
             batches = (self.collate(t) for t in self._tables())

@@ -45,20 +45,28 @@ def in_background(read, *args) -> Future:
     return future
 
 
+def read_kept_train_split(config: dict, in_memory_mb: float, shard_train: str, world: int) -> Future | None:
+    """A future of the whole train split as one Arrow table, being read on a thread, when this
+    worker keeps it in memory (``train.in_memory_mb``); None when it is read again every epoch.
+    ``shard_train: hash``: from the cache's files; ``ray``: the worker's Ray Data shard."""
+    import ray.train
+
+    if not keeps_train_in_memory(config["train_bytes"], in_memory_mb, shard_train, world):
+        return None
+    if shard_train == "hash":
+        from graphium_ray.data.reader import read_split_table
+
+        return in_background(read_split_table, config["featurized_dir"], "train")
+    return in_background(whole_shard, ray.train.get_dataset_shard("train"))
+
+
 def train_loop_per_worker(config: dict) -> None:
     entered = time.time()
     import ray.train
 
     train = config["run"]["train"]
-    world = ray.train.get_context().get_world_size()
-    prefetched = None
-    if keeps_train_in_memory(config["train_bytes"], train["in_memory_mb"], train["shard_train"], world):
-        if train["shard_train"] == "hash":
-            from graphium_ray.data.reader import read_split_table
-
-            prefetched = in_background(read_split_table, config["featurized_dir"], "train")
-        else:
-            prefetched = in_background(whole_shard, ray.train.get_dataset_shard("train"))
+    prefetched = read_kept_train_split(config, train["in_memory_mb"], train["shard_train"],
+                                       ray.train.get_context().get_world_size())  # fmt: skip
     from graphium_ray.train.loop import train_loop_per_worker as run
 
     run(config, entered, prefetched)

@@ -31,7 +31,7 @@ import torch
 from graphium_ray.checkpoints import save_checkpoint
 from graphium_ray.config import RunConfig
 from graphium_ray.data.collate_fn import GraphCollate
-from graphium_ray.data.reader import iter_split_tables, read_split_table, shuffled_split_tables
+from graphium_ray.data.reader import iter_split_tables, shuffled_split_tables
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape
 from graphium_ray.manifest import Manifest
 from graphium_ray.nn.build import build_network
@@ -40,11 +40,11 @@ from graphium_ray.train import warm_imports
 from graphium_ray.train.batches import EvalBatches, TensorDictBatches, TrainBatches, idle_batch, per_worker_batch
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import device_name, lightning_trainer_kwargs
-from graphium_ray.train.entry import in_background, process_start_unix
+from graphium_ray.train.entry import process_start_unix, read_kept_train_split
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
 from graphium_ray.train.finetune import load_pretrained
-from graphium_ray.train.memory_budget import fits_in_memory, keeps_train_in_memory
+from graphium_ray.train.memory_budget import fits_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
 from graphium_ray.train.progress import StepProgress
@@ -108,17 +108,16 @@ def _train_batches(cfg: RunConfig, data: Manifest, config: dict, module: MultiTa
                                 data.label_widths, data.bond_dim)  # fmt: skip
     idle = idle_batch(data, batcher)
     collate = GraphCollate(data.label_widths, data.bond_dim, worker=worker if mode == "hash" else None)
-    in_memory = keeps_train_in_memory(config["train_bytes"], cfg.train.in_memory_mb, mode, worker[1])
+    if prefetched is None:  # not started by train/entry.py; still None: read again every epoch
+        prefetched = read_kept_train_split(config, cfg.train.in_memory_mb, mode, worker[1])
     shard, read_epoch = None, None
     if mode == "hash":  # every worker reads the whole split: from the cache's files, by itself
         read_epoch = functools.partial(shuffled_split_tables, config["featurized_dir"], "train",
                                        buffer_rows=max(4 * cfg.train.batch_size, SHUFFLE_BUFFER_MIN_ROWS))  # fmt: skip
-        if in_memory and prefetched is None:  # not started by train/entry.py: read it now
-            prefetched = in_background(read_split_table, config["featurized_dir"], "train")
     else:  # Ray Data's streaming_split
         shard = ray.train.get_dataset_shard("train")
     return TrainBatches(shard, cfg.train.batch_size, cfg.train.seed, lambda: module.global_epoch, worker, mode,
-                        collate, idle, device, batcher, in_memory, prefetched, read_epoch)  # fmt: skip
+                        collate, idle, device, batcher, prefetched, read_epoch)  # fmt: skip
 
 
 def _eval_batches(cfg: RunConfig, data: Manifest, config: dict, split: str, worker) -> EvalBatches:
