@@ -66,12 +66,14 @@ def broken_file(kind: str, d: Path) -> Path:
         "empty_file": ("empty.csv", b""),
         "png_named_csv": ("img.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe"),
         "csv_named_parquet": ("notparquet.parquet", b"smiles,y\nCCO,1\n"),
+        # a row with a field too many, far past the header (found when the rows are counted)
+        "malformed_row_late": ("late.csv", csv_bytes([(b"CCO", b"1")] * 30_000 + [(b"CCO", b"1,2")])),
     }[kind]
     (d / name).write_bytes(content)
     return d / name
 
 
-@pytest.mark.parametrize("kind", ["empty_file", "png_named_csv", "csv_named_parquet", "directory"])
+@pytest.mark.parametrize("kind", ["empty_file", "png_named_csv", "csv_named_parquet", "directory", "malformed_row_late"])
 def test_unreadable_file_is_one_line_naming_it(ray_cluster, tmp_path, capsys, kind):
     data = broken_file(kind, tmp_path)
     code, errors, err = run_cli(["prepare", str(write_config(tmp_path, data))], capsys)

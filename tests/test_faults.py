@@ -88,7 +88,11 @@ def test_killed_training_worker_resumes_from_last_checkpoint(ray_cluster, qm9_fi
     assert m["test"]["qm9/gap"]["n"] > 0
 
 
-def test_killed_featurization_worker_is_retried_and_rows_are_exact(ray_cluster, qm9_file, tmp_path):
+@pytest.mark.parametrize("stage", ["ingest", "featurize"])
+def test_killed_prepare_actor_is_retried_and_rows_are_exact(ray_cluster, qm9_file, tmp_path, stage):
+    """An ingest actor (reads and keys a range of source rows, writes them by bucket) or a featurize
+    actor (reads, featurizes and writes a row group) is SIGKILLed mid-stage: every source row is
+    keyed once and every molecule featurized once."""
     from graphium_ray.data.prepare import prepare
 
     cfg = validate(run_cfg(qm9_file, tmp_path / "cache"))
@@ -102,13 +106,18 @@ def test_killed_featurization_worker_is_retried_and_rows_are_exact(ray_cluster, 
         keyed = keyed or next((tmp_path / "cache").glob("*/keyed/_SUCCESS"), None)
         return keyed is not None
 
-    kill_first("_FeaturizeRowGroups", featurizing)  # a featurize actor, not an ingest one still shutting down
+    if stage == "ingest":
+        kill_first("KeySourceRows", lambda: True)
+    else:
+        kill_first("_FeaturizeRowGroups", featurizing)  # a featurize actor, not an ingest one still shutting down
     thread.join(timeout=600)
     m = result["p"].manifest
     assert m.molecules == m.featurized + m.skipped["by_stage"].get("featurize", 0)
     feats = pq.read_table(result["p"].featurized_dir, columns=["mol_key"]).column("mol_key").to_pylist()
     assert len(feats) == len(set(feats)) == m.molecules  # no row lost, none written twice
     assert m.rows_in == {"qm9": 3000}
+    keyed_rows = pq.read_table(next((tmp_path / "cache").glob("*/keyed")), columns=["src_row"]).column("src_row")
+    assert sorted(keyed_rows.to_pylist()) == list(range(3000))  # every source row keyed exactly once
 
 
 def test_interrupted_prepare_rerun_keeps_finished_shards(ray_cluster, qm9_file, tmp_path):

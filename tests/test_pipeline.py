@@ -451,3 +451,44 @@ def test_a_streamed_epoch_read_in_the_worker_has_every_row_once_in_a_seeded_orde
     for read in (lambda: epoch([0, 0]), lambda: list(iter_split_tables(prepared.featurized_dir, "val"))):
         with pytest.raises(CacheFileError, match=rf"{damaged.name}: unreadable featurized cache file .*--force"):
             read()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_row_ranges_of_a_source_file_read_every_row_once(tmp_path, fmt):
+    """Ingest units share a source file by row ranges: ranges that tile the file give back every row
+    once, with its own row number, whatever the batch, block (CSV: > 1 MiB, several blocks) and row
+    group (Parquet: 5,000 rows) boundaries; ranges past the end give nothing."""
+    from graphium_ray.data.in_driver import rows_of
+    from graphium_ray.data.ingest import ingest_units
+    from graphium_ray.data.sources import iter_batches
+
+    n = 120_000
+    table = pa.table({"smiles": [f"C{'C' * (i % 7)}O" for i in range(n)], "y": [str(i) for i in range(n)]})
+    path = tmp_path / f"rows.{fmt}"
+    if fmt == "csv":
+        pacsv.write_csv(table, path)
+        assert path.stat().st_size > 1 << 20
+    else:
+        pq.write_table(table, path, row_group_size=5_000)
+    assert rows_of(str(path), fmt, "smiles") == n
+    for per_unit in (7_777, 50_000, n):
+        units = ingest_units([None], [n], per_unit)  # type: ignore[list-item]  (only the counts matter here)
+        got = []
+        for u in units:
+            for first, batch in iter_batches(str(path), fmt, ["y"], 3_000, range(u.first_row, u.first_row + u.num_rows)):
+                values = [int(v) for v in batch.column("y").to_pylist()]
+                assert values == list(range(first, first + batch.num_rows))  # each row keeps its number
+                got += values
+        assert got == list(range(n))
+    assert list(iter_batches(str(path), fmt, ["y"], 3_000, range(n, n + 10))) == []
+
+
+def test_a_malformed_csv_row_past_the_header_is_one_error_naming_file_and_row(tmp_path):
+    from graphium_ray.data.sources import iter_batches
+
+    lines = ["smiles,y", *[f"C{'C' * (i % 7)}O,{i}" for i in range(120_000)]]
+    lines[100_001] = "CCO,1,2"  # the 100,001st data row has a field too many
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=rf"{path}: not a readable csv file \(CSV parse error: Row #100002: Expected 2"):
+        list(iter_batches(str(path), "csv", ["smiles"], 4096))

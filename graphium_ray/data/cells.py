@@ -65,12 +65,13 @@ def item_list_cells(col: pa.Array, name: str, errors: dict[int, str]) -> pa.Arra
     return decode_text(col, name, errors) if _is_bytes(col.type) else col
 
 
-def read_cells(path: str, fmt: str, columns: list[str], rows_per_batch: int, list_columns: frozenset[str] = frozenset()):
+def read_cells(path: str, fmt: str, columns: list[str], rows_per_batch: int, list_columns: frozenset[str] = frozenset(),
+               rows: range | None = None):  # fmt: skip
     """The one row reader of source files (``prepare``'s ingest and ``predict``/``fingerprint``):
     yields ``(first_row, num_rows, cells, errors)`` per record batch, ``cells``: column → checked
     Arrow array (:func:`item_list_cells` for ``list_columns``, else :func:`scalar_cells`),
-    ``errors``: row within the batch → the first problem found in it."""
-    for first_row, batch in iter_batches(path, fmt, columns, rows_per_batch):
+    ``errors``: row within the batch → the first problem found in it. ``rows``: only those data rows."""
+    for first_row, batch in iter_batches(path, fmt, columns, rows_per_batch, rows):
         errors: dict[int, str] = {}
         cells = {name: (item_list_cells if name in list_columns else scalar_cells)(batch.column(name), name, errors)
                  for name in batch.schema.names}  # fmt: skip

@@ -1,9 +1,10 @@
-"""Ingest: source files → keyed rows (Ray Data) → molecule shards merged on the molecule key.
+"""Ingest: source files → keyed rows → molecule shards merged on the molecule key.
 
-Stage 1 (Ray Data, streaming): one item per source file; ``read_rows`` streams it in record
-batches and parses labels; ``KeyMolecules`` (actor pool) parses each SMILES with RDKit and
-computes the molecule key and its hash bucket. Rows are written as Parquet partitioned by
-bucket, so no stage ever holds a whole dataset.
+Stage 1 (a Ray Data actor pool over work units; no rows pass through the object store): a unit
+is a range of rows of one source file. ``KeySourceRows`` reads its unit's rows itself
+(``read_rows``: record batches, labels parsed), parses each SMILES with RDKit, computes the
+molecule key and its hash bucket, and writes the unit's rows partitioned by bucket
+(``bucket=<b>/unit-<u>.parquet``), so no stage ever holds a whole dataset.
 
 Stage 2 (one Ray task per bucket): rows of one bucket, from every dataset, are merged on the
 key into one molecule row with all its labels, a split is assigned, and the bucket is written
@@ -53,13 +54,14 @@ class SourceFile:
     graph_domains: tuple[tuple[str, int], ...] = ()  # (kind, num_classes) of each graph column
 
 
-def read_rows(source: SourceFile, rows_per_batch: int):
-    """Yield Arrow tables of parsed rows of one source file (a generator UDF for Ray Data)."""
+def read_rows(source: SourceFile, rows_per_batch: int, rows: range | None = None):
+    """Yield Arrow tables of parsed rows of one source file (``rows``: only those data rows)."""
     columns = list(
         dict.fromkeys([source.smiles_column, *source.graph_columns, *source.node_columns, *source.edge_columns])
     )
     item_columns = frozenset(source.node_columns) | frozenset(source.edge_columns)
-    for first_row, n, cells, errors in read_cells(source.path, source.fmt, columns, rows_per_batch, item_columns):
+    for first_row, n, cells, errors in read_cells(source.path, source.fmt, columns, rows_per_batch, item_columns,
+                                                  rows):  # fmt: skip
         yield _parse_batch(source, first_row, n, cells, errors)
 
 
@@ -117,31 +119,86 @@ def random_split(key: str, seed: int, fractions: tuple[float, float, float]) -> 
     return "val" if u < fractions[0] + fractions[1] else "test"
 
 
-class KeyMolecules:
-    """Ray Data callable class: adds ``mol_key`` and ``bucket``; unparsable rows go to bucket -1."""
+def key_molecules(table: pa.Table, num_buckets: int) -> pa.Table:
+    """Parsed rows → the same rows with ``mol_key`` and ``bucket``; unparsable rows go to bucket -1."""
+    smiles = table.column("smiles").to_pylist()
+    mapped = table.column("atom_mapped").to_pylist()
+    errors = table.column("error").to_pylist()
+    keys: list[str | None] = []
+    buckets: list[int] = []
+    for i, smi in enumerate(smiles):
+        key = None
+        if errors[i] is None:
+            try:
+                key = molecule_key(parse_smiles(smi, atom_mapped=mapped[i]))
+            except ParseError as err:
+                errors[i] = f"unparsable SMILES: {err}"
+        keys.append(key)
+        buckets.append(SKIPPED_BUCKET if key is None else bucket_of(key, num_buckets))
+    table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
+    return table.append_column("mol_key", pa.array(keys, pa.string())).append_column(
+        "bucket", pa.array(buckets, pa.int32())
+    )
 
-    def __init__(self, num_buckets: int):
-        self.num_buckets = num_buckets
 
-    def __call__(self, table: pa.Table) -> pa.Table:
-        smiles = table.column("smiles").to_pylist()
-        mapped = table.column("atom_mapped").to_pylist()
-        errors = table.column("error").to_pylist()
-        keys: list[str | None] = []
-        buckets: list[int] = []
-        for i, smi in enumerate(smiles):
-            key = None
-            if errors[i] is None:
-                try:
-                    key = molecule_key(parse_smiles(smi, atom_mapped=mapped[i]))
-                except ParseError as err:
-                    errors[i] = f"unparsable SMILES: {err}"
-            keys.append(key)
-            buckets.append(SKIPPED_BUCKET if key is None else bucket_of(key, self.num_buckets))
-        table = table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors, pa.string()))
-        return table.append_column("mol_key", pa.array(keys, pa.string())).append_column(
-            "bucket", pa.array(buckets, pa.int32())
-        )
+@dataclass(frozen=True)
+class IngestUnit:
+    """A range of data rows of one source file: the work one ingest actor call does."""
+
+    unit: int  # names the unit's files
+    source: int  # index into the ingest's source list
+    first_row: int
+    num_rows: int
+
+
+def ingest_units(sources: list[SourceFile], source_rows: list[int], rows_per_unit: int) -> list[IngestUnit]:
+    """Every data row of every source in exactly one unit of at most ``rows_per_unit`` rows."""
+    spans = [(i, first, min(rows_per_unit, n - first)) for i, n in enumerate(source_rows)
+             for first in range(0, n, rows_per_unit)]  # fmt: skip
+    return [IngestUnit(u, i, first, count) for u, (i, first, count) in enumerate(spans)]
+
+
+class KeySourceRows:
+    """Ray Data callable class over ingest units: reads a unit's rows of its source file itself,
+    keys them (:func:`key_molecules`) and writes them partitioned by bucket, one file per bucket
+    named after the unit (``bucket=<b>/unit-00007.parquet``, no ``bucket`` column: the layout of
+    a hive-partitioned write); returns only ``(unit, rows)``.
+
+    Rows never pass through the object store. Measured at 1,936,962 MOSES molecules with reading
+    tasks and a write stage around a keying actor pool: the keying actors' object-store pages grew
+    over the stage (36 → 330 MB), each write task buffered rows for every bucket, and the peak of
+    ``prepare`` came in this stage (BENCHMARKS.md section 3). Memory here is one unit's keyed rows.
+    A retried unit rewrites its own files, so a killed actor neither loses nor duplicates rows;
+    each file is written under a hidden name and then renamed.
+    """
+
+    def __init__(self, sources: list[SourceFile], keyed_dir: str, num_buckets: int, rows_per_batch: int):
+        self.sources, self.keyed_dir = sources, Path(keyed_dir)
+        self.num_buckets, self.rows_per_batch = num_buckets, rows_per_batch
+
+    def __call__(self, units: dict) -> dict:
+        done = []
+        for unit, source, first, count in zip(units["unit"], units["source"], units["first_row"], units["num_rows"],
+                                              strict=True):  # fmt: skip
+            rows = range(int(first), int(first) + int(count))
+            keyed = [key_molecules(t, self.num_buckets)
+                     for t in read_rows(self.sources[int(source)], self.rows_per_batch, rows)]  # fmt: skip
+            if keyed:
+                write_by_bucket(pa.concat_tables(keyed), self.keyed_dir, f"unit-{int(unit):05d}.parquet")
+            done.append(sum(t.num_rows for t in keyed))
+        return {"unit": np.asarray(units["unit"]), "rows": np.array(done, dtype=np.int64)}
+
+
+def write_by_bucket(table: pa.Table, keyed_dir: Path, name: str) -> None:
+    """``table``'s rows, grouped by ``bucket``, as ``keyed_dir/bucket=<b>/name`` without that column."""
+    table = table.take(pc.sort_indices(table, sort_keys=[("bucket", "ascending")]))
+    buckets = table.column("bucket").to_numpy()
+    table = table.drop_columns(["bucket"])
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    for start, stop in zip(starts, [*starts[1:], len(buckets)], strict=True):
+        out = keyed_dir / f"bucket={int(buckets[start])}" / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(table.slice(int(start), int(stop - start)), out)
 
 
 @dataclass(frozen=True)
@@ -382,6 +439,7 @@ def _finish(mol: dict, layout: LabelLayout, seed: int, fractions: tuple) -> dict
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Written under a hidden name (no Parquet dataset reader lists it), then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
     tmp.replace(path)

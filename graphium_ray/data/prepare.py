@@ -28,18 +28,18 @@ from graphium_ray.config import ConfigError, DataConfig
 from graphium_ray.data.cache import PreparedData, entry_root, write_json_atomic
 from graphium_ray.data.cache_lock import cache_entry_lock, lock_path
 from graphium_ray.data.cells import read_cells
-from graphium_ray.data.in_driver import cache_small_enough, small_enough
+from graphium_ray.data.in_driver import cache_small_enough, rows_of, small_enough
 from graphium_ray.data.ingest import (
     CONFLICT_SCHEMA,
     SKIPPED_BUCKET,
-    KeyMolecules,
+    KeySourceRows,
     LabelLayout,
     SourceFile,
+    ingest_units,
     merge_bucket,
-    read_rows,
 )
 from graphium_ray.data.reader import READ_ROWS, featurized_files, read_parquet_files
-from graphium_ray.data.resources import TASK_CPUS, actor_pool
+from graphium_ray.data.resources import TASK_CPUS, actor_pool, cluster_cpus
 from graphium_ray.data.sources import fingerprint, open_sources
 from graphium_ray.data.split_file import read_split_file
 from graphium_ray.data.stats import molecule_feature_stats, partial_stats, reduce_stats
@@ -128,7 +128,20 @@ def _scaffold_sources(sources: list[SourceFile], cfg: DataConfig) -> list[Source
     return [dataclasses.replace(src, split_rows=rows[id(src)]) for src in sources]
 
 
-KEYED_ROWS_PER_BUCKET_FILE = 2048
+# rows of one ingest unit: at most INGEST_UNIT_MAX_ROWS (one unit's keyed rows are in an actor's
+# memory, ~250 B a drug-like row), about UNIT_ROWS_PER_BUCKET a bucket file when there are many
+# buckets, and at least UNITS_PER_CPU units per CPU of the cluster for a small input (balance)
+INGEST_UNIT_MAX_ROWS = 1 << 20
+INGEST_UNIT_MIN_ROWS = 1 << 16
+UNIT_ROWS_PER_BUCKET = 256
+UNITS_PER_CPU = 4
+
+
+def rows_per_ingest_unit(total_rows: int, num_buckets: int, cpus: int, batch_rows: int) -> int:
+    """Large enough that a unit writes ~UNIT_ROWS_PER_BUCKET rows to each bucket's file (many
+    buckets: few files, each of some size), small enough to give every CPU UNITS_PER_CPU units."""
+    wide = min(max(INGEST_UNIT_MIN_ROWS, UNIT_ROWS_PER_BUCKET * num_buckets), INGEST_UNIT_MAX_ROWS)
+    return max(batch_rows, min(wide, -(-total_rows // (UNITS_PER_CPU * cpus))))
 
 
 def in_driver(sources: list[SourceFile], cfg: DataConfig) -> bool:
@@ -144,35 +157,21 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: 
     if (keyed_dir / "_SUCCESS").exists():
         return
     shutil.rmtree(keyed_dir, ignore_errors=True)
-    rows_per_batch = cfg.batch_rows
+    keyed_dir.mkdir(parents=True)  # a header-only file writes no row at all
+    source_rows = [rows_of(s.path, s.fmt, s.smiles_column) for s in sources]  # CSV: one pass over its SMILES
+    per_unit = rows_per_ingest_unit(sum(source_rows), cfg.num_shards, 1 if local else cluster_cpus(), cfg.batch_rows)
+    units = [dataclasses.asdict(u) for u in ingest_units(sources, source_rows, per_unit)]
+    actor_kwargs = {"sources": sources, "keyed_dir": str(keyed_dir), "num_buckets": cfg.num_shards,
+                    "rows_per_batch": cfg.batch_rows}  # fmt: skip
     if local:
-        key = KeyMolecules(cfg.num_shards)
-        keyed = [key(table) for source in sources for table in read_rows(source, rows_per_batch)]
-        if keyed:  # the layout of Ray Data's partitioned write: bucket=<b>/<file>.parquet, no bucket column
-            pq.write_to_dataset(pa.concat_tables(keyed), str(keyed_dir), partition_cols=["bucket"])
-        keyed_dir.mkdir(parents=True, exist_ok=True)
-        (keyed_dir / "_SUCCESS").touch()
-        return
-
-    def read(batch: dict) -> object:
-        for item in batch["item"]:
-            yield from read_rows(item, rows_per_batch)
-
-    ds = ray.data.from_items(sources, override_num_blocks=len(sources))
-    ds = ds.map_batches(read, batch_size=1, batch_format="numpy", num_cpus=TASK_CPUS)
-    ds = ds.map_batches(
-        KeyMolecules,
-        fn_constructor_kwargs={"num_buckets": cfg.num_shards},
-        batch_size=rows_per_batch,
-        batch_format="pyarrow",
-        **actor_pool(cfg.featurize_concurrency),
-    )
-    # each write gathers rows for KEYED_ROWS_PER_BUCKET_FILE per bucket before writing: without it every
-    # batch left one tiny file per bucket (194k MOSES molecules: 6,100 files of ~32 rows), and reading
-    # thousands of files grew the merge tasks' memory with the dataset (~1.2 KB a row)
-    ds.write_parquet(str(keyed_dir), partition_cols=["bucket"], ray_remote_args={"num_cpus": TASK_CPUS},
-                     min_rows_per_file=KEYED_ROWS_PER_BUCKET_FILE * cfg.num_shards)  # fmt: skip
-    keyed_dir.mkdir(parents=True, exist_ok=True)  # a header-only file writes no row at all
+        if units:
+            KeySourceRows(**actor_kwargs)({k: np.array([u[k] for u in units]) for k in units[0]})
+    elif units:
+        ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
+        ds = ds.map_batches(KeySourceRows, fn_constructor_kwargs=actor_kwargs, batch_size=1, batch_format="numpy",
+                            **actor_pool(min(len(units), cfg.featurize_concurrency or len(units)), tasks_in_flight=1))  # fmt: skip
+        keyed = ds.take_all()  # one small row per unit
+        log.info("keyed %d rows of %d files in %d units", sum(int(r["rows"]) for r in keyed), len(sources), len(keyed))
     (keyed_dir / "_SUCCESS").touch()
 
 

@@ -102,7 +102,7 @@ def _csv_reader(path: str, block_size: int, columns: list[str] | None = None) ->
     )
     return pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(block_size=block_size),
+        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=False),  # parse errors then name the row
         parse_options=pacsv.ParseOptions(delimiter="\t" if path.lower().endswith(".tsv") else ","),
         convert_options=convert,
     )
@@ -122,18 +122,55 @@ def read_header(path: str, fmt: str, where: str | None = None) -> list[str]:
         raise ConfigError(f"{where}: not a readable {fmt} file ({detail})") from None
 
 
-def iter_batches(path: str, fmt: str, columns: list[str], rows_per_batch: int) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """Yield ``(first_row_index, batch)`` over ``columns``; row indices are 0-based data rows."""
-    row = 0
+def iter_batches(
+    path: str, fmt: str, columns: list[str], rows_per_batch: int, rows: range | None = None
+) -> Iterator[tuple[int, pa.RecordBatch]]:
+    """Yield ``(first_row_index, batch)`` over ``columns``; row indices are 0-based data rows.
+
+    ``rows`` (a range of data rows): only those rows, so that several readers can share one file.
+    A Parquet reader skips the row groups before it; a CSV file has no index, so the rows before
+    it are parsed and dropped (~0.1 µs a row, against ~140 µs to key it with RDKit). A file
+    that turns out unreadable part-way (a malformed CSV row, a damaged Parquet page) is a one-line
+    ``ConfigError`` naming it."""
+    want = rows if rows is not None else range(0, 1 << 62)
+    try:
+        for first, batch in _batches_from(path, fmt, columns, rows_per_batch, want.start):
+            lo, hi = max(first, want.start), min(first + batch.num_rows, want.stop)
+            if hi > lo:
+                yield lo, batch.slice(lo - first, hi - lo)
+            if first + batch.num_rows >= want.stop:
+                return
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as err:
+        if isinstance(err, (FileNotFoundError, PermissionError)):
+            raise
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConfigError(f"{path}: not a readable {fmt} file ({detail})") from None
+
+
+def _batches_from(path: str, fmt: str, columns: list[str], rows_per_batch: int, start: int):
+    """``(first_row, batch)`` from the batch holding data row ``start`` (Parquet: its row group) on."""
     if fmt == "parquet":
         pf = pq.ParquetFile(path)
-        for batch in pf.iter_batches(batch_size=rows_per_batch, columns=columns):
+        row, groups = 0, []
+        for g in range(pf.metadata.num_row_groups):
+            n = pf.metadata.row_group(g).num_rows
+            if groups or row + n > start:
+                groups.append(g)
+            else:
+                row += n
+        if not groups:
+            return
+        for batch in pf.iter_batches(batch_size=rows_per_batch, row_groups=groups, columns=columns):
             yield row, batch
             row += batch.num_rows
         return
+    row = 0
     for batch in _csv_reader(path, 1 << 20, columns):
-        for start in range(0, batch.num_rows, rows_per_batch):
-            part = batch.slice(start, rows_per_batch)
+        if row + batch.num_rows <= start:  # a block wholly before the rows wanted
+            row += batch.num_rows
+            continue
+        for offset in range(0, batch.num_rows, rows_per_batch):
+            part = batch.slice(offset, rows_per_batch)
             yield row, part
             row += part.num_rows
 
