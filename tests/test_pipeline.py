@@ -472,7 +472,7 @@ def test_row_ranges_of_a_source_file_read_every_row_once(tmp_path, fmt):
         pq.write_table(table, path, row_group_size=5_000)
     assert rows_of(str(path), fmt, "smiles") == n
     for per_unit in (7_777, 50_000, n):
-        units = ingest_units([None], [n], per_unit)  # type: ignore[list-item]  (only the counts matter here)
+        units = ingest_units([n], per_unit)
         got = []
         for u in units:
             for first, batch in iter_batches(str(path), fmt, ["y"], 3_000, range(u.first_row, u.first_row + u.num_rows)):
@@ -481,6 +481,8 @@ def test_row_ranges_of_a_source_file_read_every_row_once(tmp_path, fmt):
                 got += values
         assert got == list(range(n))
     assert list(iter_batches(str(path), fmt, ["y"], 3_000, range(n, n + 10))) == []
+    spans = [(u.unit, u.source, u.first_row, u.num_rows) for u in ingest_units([5, 0, 3], 2)]
+    assert spans == [(0, 0, 0, 2), (1, 0, 2, 2), (2, 0, 4, 1), (3, 2, 0, 2), (4, 2, 2, 1)]  # an empty file: no unit
 
 
 def test_a_malformed_csv_row_past_the_header_is_one_error_naming_file_and_row(tmp_path):

@@ -151,8 +151,9 @@ class IngestUnit:
     num_rows: int
 
 
-def ingest_units(sources: list[SourceFile], source_rows: list[int], rows_per_unit: int) -> list[IngestUnit]:
-    """Every data row of every source in exactly one unit of at most ``rows_per_unit`` rows."""
+def ingest_units(source_rows: list[int], rows_per_unit: int) -> list[IngestUnit]:
+    """``source_rows``: data rows of each source file → every row in exactly one unit of at most
+    ``rows_per_unit`` rows."""
     spans = [(i, first, min(rows_per_unit, n - first)) for i, n in enumerate(source_rows)
              for first in range(0, n, rows_per_unit)]  # fmt: skip
     return [IngestUnit(u, i, first, count) for u, (i, first, count) in enumerate(spans)]

@@ -160,7 +160,7 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: 
     keyed_dir.mkdir(parents=True)  # a header-only file writes no row at all
     source_rows = [rows_of(s.path, s.fmt, s.smiles_column) for s in sources]  # CSV: one pass over its SMILES
     per_unit = rows_per_ingest_unit(sum(source_rows), cfg.num_shards, 1 if local else cluster_cpus(), cfg.batch_rows)
-    units = [dataclasses.asdict(u) for u in ingest_units(sources, source_rows, per_unit)]
+    units = [dataclasses.asdict(u) for u in ingest_units(source_rows, per_unit)]
     actor_kwargs = {"sources": sources, "keyed_dir": str(keyed_dir), "num_buckets": cfg.num_shards,
                     "rows_per_batch": cfg.batch_rows}  # fmt: skip
     if local:

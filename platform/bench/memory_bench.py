@@ -151,7 +151,7 @@ def write_qm9_input(size: int, out: Path, shards: int = 8) -> None:
 
 def process_group(proc: psutil.Process, root_pid: int) -> str:
     """Which part of the local cluster a process is: driver, gcs_server, raylet, dashboard, agents,
-    or a Ray worker by the name Ray gives it (``ray::KeyMolecules``, ``ray::IDLE``, ...)."""
+    or a Ray worker by the name Ray gives it (``ray::KeySourceRows``, ``ray::IDLE``, ...)."""
     if proc.pid == root_pid:
         return "driver"
     name = proc.name()
@@ -168,7 +168,7 @@ def process_group(proc: psutil.Process, root_pid: int) -> str:
 
 
 def _worker_group(name: str) -> str:
-    """``ray::MapWorker(MapBatches(KeyMolecules))`` -> ``ray::KeyMolecules``: the innermost name."""
+    """``ray::MapWorker(MapBatches(KeySourceRows))`` -> ``ray::KeySourceRows``: the innermost name."""
     inner = name[len("ray::") :].replace(")", "").split("(")[-1]
     return f"ray::{inner}"
 
