@@ -81,6 +81,26 @@ def test_unreadable_file_is_one_line_naming_it(ray_cluster, tmp_path, capsys, ki
     assert str(data) in errors[0]
 
 
+@pytest.mark.parametrize("where", ["cluster", "driver"])
+def test_a_damaged_page_inside_a_parquet_source_is_one_line_naming_file_and_rows(ray_cluster, tmp_path, capsys, where):
+    """The footer is fine (the file opens), a data page is not: found by the ingest unit that reads
+    those rows, on the cluster or in the driver, and reported as one line naming the file and rows."""
+    n = 40_000
+    data = tmp_path / "damaged.parquet"
+    pq.write_table(pa.table({"smiles": [f"C{'C' * (i % 7)}O" for i in range(n)], "y": [float(i % 13) for i in range(n)]}),
+                   data, row_group_size=5_000, compression="none")  # fmt: skip
+    raw = bytearray(data.read_bytes())
+    middle = int(len(raw) * 0.7)
+    raw[middle : middle + 2000] = b"\xff" * 2000
+    data.write_bytes(bytes(raw))
+    cfg = yaml.safe_load(write_config(tmp_path, data).read_text())
+    cfg["data"]["prepare_in_driver"] = "never" if where == "cluster" else "always"
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    code, errors, err = run_cli(["prepare", str(tmp_path / "cfg.yaml")], capsys)
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err[-2000:]
+    assert f"{data}: not a readable parquet file" in errors[0] and "in data rows " in errors[0]
+
+
 def test_unwritable_cache_dir_is_one_line(ray_cluster, tmp_path, capsys):
     data = tmp_path / "ok.csv"
     data.write_bytes(csv_bytes([(s.encode(), b"1") for s in GOOD]))

@@ -29,6 +29,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from graphium_ray.chem.graph import ParseError, molecule_key, parse_smiles
+from graphium_ray.config import ConfigError
 from graphium_ray.data.cells import read_cells
 from graphium_ray.data.labels import check_label_domains, graph_label_matrix, parse_item_labels, smiles_problem
 from graphium_ray.tasks import TaskSpec
@@ -178,16 +179,25 @@ class KeySourceRows:
         self.num_buckets, self.rows_per_batch = num_buckets, rows_per_batch
 
     def __call__(self, units: dict) -> dict:
-        done = []
+        """``units``: columns of :class:`IngestUnit` → ``unit``, ``rows`` keyed, and ``error``: why a
+        unit's file could not be read ("" if it could), returned as data for the driver to raise
+        (Ray Data's wrapper of a failed UDF does not carry the exception to the driver)."""
+        done, errors = [], []
         for unit, source, first, count in zip(units["unit"], units["source"], units["first_row"], units["num_rows"],
                                               strict=True):  # fmt: skip
             rows = range(int(first), int(first) + int(count))
-            keyed = [key_molecules(t, self.num_buckets)
-                     for t in read_rows(self.sources[int(source)], self.rows_per_batch, rows)]  # fmt: skip
+            try:
+                keyed = [key_molecules(t, self.num_buckets)
+                         for t in read_rows(self.sources[int(source)], self.rows_per_batch, rows)]  # fmt: skip
+            except ConfigError as err:  # an unreadable file: nothing of this unit is written
+                done.append(0)
+                errors.append(f"{err}, in data rows {rows.start}-{rows.stop - 1}")
+                continue
             if keyed:
                 write_by_bucket(pa.concat_tables(keyed), self.keyed_dir, f"unit-{int(unit):05d}.parquet")
             done.append(sum(t.num_rows for t in keyed))
-        return {"unit": np.asarray(units["unit"]), "rows": np.array(done, dtype=np.int64)}
+            errors.append("")
+        return {"unit": np.asarray(units["unit"]), "rows": np.array(done, dtype=np.int64), "error": np.array(errors)}
 
 
 def write_by_bucket(table: pa.Table, keyed_dir: Path, name: str) -> None:

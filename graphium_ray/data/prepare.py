@@ -163,15 +163,20 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: 
     units = [dataclasses.asdict(u) for u in ingest_units(source_rows, per_unit)]
     actor_kwargs = {"sources": sources, "keyed_dir": str(keyed_dir), "num_buckets": cfg.num_shards,
                     "rows_per_batch": cfg.batch_rows}  # fmt: skip
-    if local:
-        if units:
-            KeySourceRows(**actor_kwargs)({k: np.array([u[k] for u in units]) for k in units[0]})
-    elif units:
+    if not units:
+        keyed = []
+    elif local:
+        done = KeySourceRows(**actor_kwargs)({k: np.array([u[k] for u in units]) for k in units[0]})
+        keyed = [dict(zip(done, values, strict=True)) for values in zip(*done.values(), strict=True)]
+    else:
         ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
         ds = ds.map_batches(KeySourceRows, fn_constructor_kwargs=actor_kwargs, batch_size=1, batch_format="numpy",
                             **actor_pool(min(len(units), cfg.featurize_concurrency or len(units)), tasks_in_flight=1))  # fmt: skip
         keyed = ds.take_all()  # one small row per unit
-        log.info("keyed %d rows of %d files in %d units", sum(int(r["rows"]) for r in keyed), len(sources), len(keyed))
+    unreadable = sorted({str(r["error"]) for r in keyed if r["error"]})
+    if unreadable:
+        raise ConfigError("\n".join(unreadable))
+    log.info("keyed %d rows of %d files in %d units", sum(int(r["rows"]) for r in keyed), len(sources), len(keyed))
     (keyed_dir / "_SUCCESS").touch()
 
 
