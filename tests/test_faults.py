@@ -106,8 +106,8 @@ def test_killed_prepare_actor_is_retried_and_rows_are_exact(ray_cluster, qm9_fil
         keyed = keyed or next((tmp_path / "cache").glob("*/keyed/_SUCCESS"), None)
         return keyed is not None
 
-    if stage == "ingest":
-        kill_first("KeySourceRows", lambda: True)
+    if stage == "ingest":  # once this prepare's ingest has begun (its keyed folder exists)
+        kill_first("KeySourceRows", lambda: next((tmp_path / "cache").glob("*/keyed"), None) is not None)
     else:
         kill_first("_FeaturizeRowGroups", featurizing)  # a featurize actor, not an ingest one still shutting down
     thread.join(timeout=600)
