@@ -153,6 +153,23 @@ def in_driver(sources: list[SourceFile], cfg: DataConfig) -> bool:
     return small_enough([(s.path, s.fmt, s.smiles_column) for s in sources], len(cfg.featurizer.molecule))
 
 
+def _run_work_units(actor_cls: type, actor_kwargs: dict, units: list[dict], concurrency: int | None,
+                    local: bool) -> list[dict]:  # fmt: skip
+    """Small work items (dicts of scalars) → the rows ``actor_cls`` returns for them (one per item).
+    The actor reads and writes its own data, so only the items and the small results travel: in
+    this process for ``local``, else through one Ray Data actor pool of at most one actor per item
+    and CPU, one item in flight per actor (so a small job still spreads over the pool)."""
+    if not units:
+        return []
+    if local:
+        done = actor_cls(**actor_kwargs)({k: np.array([u[k] for u in units]) for k in units[0]})
+        return [dict(zip(done, values, strict=True)) for values in zip(*done.values(), strict=True)]
+    ds = ray.data.from_items(units, override_num_blocks=len(units))
+    ds = ds.map_batches(actor_cls, fn_constructor_kwargs=actor_kwargs, batch_size=1, batch_format="numpy",
+                        **actor_pool(min(len(units), concurrency or len(units)), tasks_in_flight=1))  # fmt: skip
+    return ds.take_all()
+
+
 def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: bool = False) -> None:
     if (keyed_dir / "_SUCCESS").exists():
         return
@@ -163,16 +180,7 @@ def _ingest(sources: list[SourceFile], cfg: DataConfig, keyed_dir: Path, local: 
     units = [dataclasses.asdict(u) for u in ingest_units(source_rows, per_unit)]
     actor_kwargs = {"sources": sources, "keyed_dir": str(keyed_dir), "num_buckets": cfg.num_shards,
                     "rows_per_batch": cfg.batch_rows}  # fmt: skip
-    if not units:
-        keyed = []
-    elif local:
-        done = KeySourceRows(**actor_kwargs)({k: np.array([u[k] for u in units]) for k in units[0]})
-        keyed = [dict(zip(done, values, strict=True)) for values in zip(*done.values(), strict=True)]
-    else:
-        ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
-        ds = ds.map_batches(KeySourceRows, fn_constructor_kwargs=actor_kwargs, batch_size=1, batch_format="numpy",
-                            **actor_pool(min(len(units), cfg.featurize_concurrency or len(units)), tasks_in_flight=1))  # fmt: skip
-        keyed = ds.take_all()  # one small row per unit
+    keyed = _run_work_units(KeySourceRows, actor_kwargs, units, cfg.featurize_concurrency, local)
     unreadable = sorted({str(r["error"]) for r in keyed if r["error"]})
     if unreadable:
         raise ConfigError("\n".join(unreadable))
@@ -264,18 +272,7 @@ def _featurize(cfg: DataConfig, layout: LabelLayout, mol_dir: Path, feat_dir: Pa
     units = [{"path": str(f), "row_group": g} for f in pending for g in range(footers[f].num_row_groups)]
     featurizer_kwargs = {"feat_dir": str(feat_dir), "batch_rows": cfg.batch_rows, "cfg": cfg.featurizer,
                          "num_node_tasks": layout.widths["node"], "num_edge_tasks": layout.widths["edge"]}  # fmt: skip
-    if local:
-        _FeaturizeRowGroups(**featurizer_kwargs)({k: np.array([u[k] for u in units]) for k in ("path", "row_group")})
-        return
-    ds = ray.data.from_items(units, override_num_blocks=len(units))  # work items only: the actors read the rows
-    ds = ds.map_batches(
-        _FeaturizeRowGroups,
-        fn_constructor_kwargs=featurizer_kwargs,
-        batch_size=1,
-        batch_format="numpy",
-        **actor_pool(cfg.featurize_concurrency, tasks_in_flight=1),
-    )
-    written = ds.take_all()  # one small row per row group
+    written = _run_work_units(_FeaturizeRowGroups, featurizer_kwargs, units, cfg.featurize_concurrency, local)
     log.info("featurized %d rows of %d shards into %d files", sum(int(r["rows"]) for r in written), len(pending), len(written))
 
 
