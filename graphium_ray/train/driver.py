@@ -60,7 +60,7 @@ def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
 def train_split_bytes(prepared: PreparedData) -> int:
     """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
     total = 0
-    for f in prepared.featurized_dir.rglob("*.parquet"):
+    for f in featurized_files(prepared.featurized_dir):
         meta = cache_file_metadata(f)  # once per file (it was re-read for every row group)
         total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     rows = prepared.manifest.splits
