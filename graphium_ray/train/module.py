@@ -22,7 +22,7 @@ from graphium_ray.config import TrainConfig
 from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.tasks import TaskSpec, tasks_at
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
-from graphium_ray.train.losses import multitask_loss
+from graphium_ray.train.losses import MultiTaskLoss, multitask_loss
 from graphium_ray.train.optim import build_optimizer
 from graphium_ray.train.schedule import lr_multiplier
 
@@ -65,6 +65,7 @@ class MultiTaskModule(pl.LightningModule):
         self.tasks = tasks
         self.level_tasks = {lvl: tasks_at(tasks, lvl) for lvl in LEVELS}
         self.normalizer = LabelNormalizer(tasks, label_stats)
+        self.loss_fn = MultiTaskLoss(self.level_tasks)
         self.train_cfg = train
         self.steps_per_epoch = max(1, steps_per_epoch)
         self.epoch_offset, self.step_offset, self.frozen_epochs = epoch_offset, step_offset, frozen_epochs
@@ -101,7 +102,7 @@ class MultiTaskModule(pl.LightningModule):
             batch = GraphBatch.from_tensors(batch)
         targets = {lvl: self.normalizer.normalize(lvl, y) for lvl, y in batch.y.items()}
         outputs = {lvl: out.float() for lvl, out in self(batch).items()}  # losses in float32 under mixed precision
-        loss, _ = multitask_loss(self.level_tasks, outputs, targets, per_task=False)
+        loss, _ = self.loss_fn(outputs, targets, per_task=False)
         real = batch.num_graphs if batch.graph_mask is None else int(batch.graph_mask.sum())
         self._loss_sum = self._loss_sum + loss.detach().float() * real
         self._graphs += real
