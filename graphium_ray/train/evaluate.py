@@ -71,7 +71,7 @@ def compute_metrics(tasks: list[TaskSpec], normalizer: LabelNormalizer, preds: d
         for j, (task, cols) in enumerate(zip(level_tasks, column_slices(level_tasks), strict=True)):
             present = ~np.isnan(y_all[:, j])
             result[task.name] = task_metrics(task.kind, task.metrics, y_all[present, j].astype(np.float64),
-                                             real[present][:, cols].astype(np.float64))  # fmt: skip
+                                             real[present, cols].astype(np.float64))  # fmt: skip
     return result
 
 
