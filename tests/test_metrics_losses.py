@@ -141,6 +141,12 @@ def test_blocked_loss_matches_task_by_task_reference_in_value_and_gradient():
     ref_grads = torch.autograd.grad(ref, [preds["graph"], preds["node"]])
     for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+    # a level with no rows in the batch (e.g. edge labels in a batch of single atoms) adds nothing
+    empty = {"graph": preds["graph"], "node": torch.zeros(0, 3, requires_grad=True)}
+    no_rows = {"graph": targets["graph"], "node": torch.zeros(0, 3)}
+    loss_without, _ = multitask_loss(level_tasks, empty, no_rows)
+    ref_without, _ = _reference_loss({"graph": graph_tasks}, preds, targets)
+    assert loss_without.item() == pytest.approx(ref_without.item(), rel=1e-6)
 
 
 def test_metrics_reported_in_real_units():

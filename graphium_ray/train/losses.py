@@ -121,7 +121,7 @@ class MultiTaskLoss:
             y = targets[block.level].index_select(1, block.label_columns)  # (M, G)
             present = ~torch.isnan(y)
             rows = present.to(pred.dtype)
-            ell = elementwise_loss(block.example, pred.view(pred.shape[0], len(block.names), -1),
+            ell = elementwise_loss(block.example, pred.view(len(pred), len(block.names), block.example.out_dim),
                                    torch.where(present, y, torch.zeros_like(y)))  # fmt: skip
             count = rows.sum(dim=0)
             loss = (ell * rows).sum(dim=0) / count.clamp(min=1.0)  # (G,)
