@@ -414,6 +414,25 @@ def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluste
         context.execution_options.preserve_order = order
 
 
+def test_the_train_split_size_that_in_memory_mb_is_checked_against_is_its_size_in_memory(tmp_path, zinc_trio):
+    """``train.in_memory_mb`` bounds what a worker keeps: the size it is compared with, estimated
+    from the cache's Parquet footers, is the split's size as the Arrow table the worker reads (within
+    10 %), not Parquet's encoded size (one-hot features shrink ~10x under dictionary encoding)."""
+    from graphium_ray.data.reader import featurized_files, read_split_table
+    from graphium_ray.train.driver import train_split_bytes
+
+    d, _ = zinc_trio
+    datasets = [{"name": lab, "path": str(d / f"tiny_{lab}.csv"), "smiles_column": "SMILES",
+                 "tasks": [{"columns": [lab]}]} for lab in ("logp", "tpsa")]  # fmt: skip
+    featurizer = {"positional_encodings": {"laplacian_k": 4, "random_walk_k": 8}}
+    prepared = prepare(data_cfg(tmp_path, datasets, featurizer=featurizer))
+    in_memory = read_split_table(prepared.featurized_dir, "train").nbytes
+    assert 0.9 < train_split_bytes(prepared) / in_memory < 1.1
+    encoded = sum(pq.read_metadata(f).row_group(i).total_byte_size for f in featurized_files(prepared.featurized_dir)
+                  for i in range(pq.read_metadata(f).num_row_groups))  # fmt: skip
+    assert encoded * prepared.manifest.splits["train"] / prepared.manifest.molecules < 0.5 * in_memory
+
+
 def test_a_streamed_epoch_read_in_the_worker_has_every_row_once_in_a_seeded_order(tmp_path, zinc_trio):
     """A train split too large to keep is read by each worker from the cache's files every epoch
     (``shard_train: hash``): every usable row exactly once, in batches of the global batch size, the

@@ -28,7 +28,7 @@ from ray.train.torch import TorchTrainer
 
 from graphium_ray.config import ConfigError, RunConfig, dump_config, validate
 from graphium_ray.data.cache import PreparedData, write_json_atomic
-from graphium_ray.data.reader import cache_file_metadata, featurized_files, read_split
+from graphium_ray.data.reader import arrow_bytes, cache_file_metadata, featurized_files, read_split
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
@@ -58,11 +58,9 @@ def check_run(cfg: RunConfig, prepared: PreparedData) -> None:
 
 
 def train_split_bytes(prepared: PreparedData) -> int:
-    """Uncompressed bytes of the train rows in the featurized cache (Parquet metadata, no data read)."""
-    total = 0
-    for f in featurized_files(prepared.featurized_dir):
-        meta = cache_file_metadata(f)  # once per file (it was re-read for every row group)
-        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    """Bytes the train rows take in a worker's memory as Arrow arrays, estimated from the cache's
+    Parquet footers (no data read; :func:`~graphium_ray.data.reader.arrow_bytes`)."""
+    total = sum(arrow_bytes(cache_file_metadata(f)) for f in featurized_files(prepared.featurized_dir))
     rows = prepared.manifest.splits
     return int(total * rows.get("train", 0) / max(sum(rows.values()), 1))
 

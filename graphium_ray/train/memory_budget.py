@@ -1,6 +1,7 @@
 """Which splits a Ray Train worker keeps in its memory (``train.in_memory_mb``), decided the same
-way by the worker's entry (what to start reading early) and the training loop (how to iterate). Sizes are the cache's uncompressed
-Parquet bytes of the train split; other splits are estimated at the same bytes per row."""
+way by the worker's entry (what to start reading early) and the training loop (how to iterate). Sizes are the train
+split's bytes as the Arrow table a worker reads (estimated from the cache's Parquet footers:
+``train/driver.py:train_split_bytes``); other splits are estimated at the same bytes per row."""
 
 from __future__ import annotations
 
