@@ -62,10 +62,17 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
 
 
 def load_checkpoint(directory: str | Path) -> tuple[RunConfig, ModelData, MultiTaskGNN, dict]:
-    """Rebuild (config, data info, model with weights, state) from a checkpoint directory (or ``builtin:<name>``)."""
+    """Rebuild (config, data info, model with weights, state) from a checkpoint directory, a run
+    directory (its ``checkpoint/``) or ``builtin:<name>``."""
     directory = resolve_checkpoint(directory)
+    if not (directory / "model.pt").is_file() and (directory / "checkpoint" / "model.pt").is_file():
+        directory = directory / "checkpoint"  # a run directory
     if not (directory / "model.pt").is_file():
-        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint (no model.pt)")
+        replicates = sorted(p.parents[1].name for p in directory.glob("replicate_*/checkpoint/model.pt"))
+        if replicates:
+            raise FileNotFoundError(f"{directory} is a run of {len(replicates)} replicates: name one model, "
+                                    f"e.g. {directory / replicates[0] / 'checkpoint'}")  # fmt: skip
+        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint or run directory (no model.pt)")
     cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))
     data = ModelData.read(directory / "data.json")
     built = build_network(cfg.model, data)

@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--layer", default="graph",
                            help="graph (pooled graph embedding, default) or layer_0 … layer_{L-1} (pooled)")  # fmt: skip
     p = sub.add_parser("finetune", help="fine-tune a pretrained checkpoint on the config's datasets")
-    p.add_argument("checkpoint", help="pretrained checkpoint directory (RUN/checkpoint) or builtin:NAME (a shipped model, e.g. builtin:graphium-ray-moses-qm9)")
+    p.add_argument("checkpoint", help="pretrained checkpoint directory (RUN/checkpoint), a run directory or builtin:NAME (a shipped model, e.g. builtin:graphium-ray-moses-qm9)")
     _common(p)
     p = sub.add_parser("make-data", help="write a built-in dataset (quickstart, qm9-charges, pretrain) to disk")
     p.add_argument("name", choices=["quickstart", "qm9-charges", "pretrain"])

@@ -203,3 +203,22 @@ def test_evaluate_builtin_on_fresh_molecules_of_its_own_tasks(ray_cluster, tmp_p
     assert metrics["moses/d_MolWt"]["r2"] > 0.8 and metrics["moses/d_TPSA"]["r2"] > 0.8
     assert metrics["qm9/gap"]["r2"] > 0.8
     assert metrics["qm9_charges/charges"]["mae"] < 0.05  # e per heavy atom
+
+
+def test_a_run_directory_loads_as_its_checkpoint_and_a_replicated_run_names_its_members(tmp_path):
+    """``finetune``/``evaluate`` take a run directory as ``predict`` does (its ``checkpoint/``); a run
+    of replicates has no single model, and the error names one to pick."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(PRETRAINED_DIR / NAME, run / "checkpoint")
+    _, _, model, _ = load_checkpoint(run)
+    _, _, shipped, _ = load_checkpoint(BUILTIN)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values(), strict=True))
+    replicated = tmp_path / "replicated"
+    for i in range(2):
+        shutil.copytree(PRETRAINED_DIR / NAME, replicated / f"replicate_{i}" / "checkpoint")
+    with pytest.raises(FileNotFoundError, match="run of 2 replicates: name one model, e.g. .*replicate_0/checkpoint"):
+        load_checkpoint(replicated)
+    with pytest.raises(FileNotFoundError, match="not a graphium-ray checkpoint or run directory"):
+        load_checkpoint(tmp_path)
