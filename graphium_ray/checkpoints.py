@@ -61,18 +61,29 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
         (directory / "mup_base_shapes.json").write_text(json.dumps(shapes))
 
 
+def checkpoint_members(path: str | Path) -> list[Path]:
+    """The checkpoint directories behind ``path``: a checkpoint itself, a run directory (its
+    ``checkpoint/``), a replicated run (every ``replicate_<i>/checkpoint``: an ensemble) or a
+    shipped model (``builtin:<name>``)."""
+    path = resolve_checkpoint(path)
+    if (path / "model.pt").is_file():
+        return [path]
+    if (path / "checkpoint" / "model.pt").is_file():
+        return [path / "checkpoint"]
+    members = sorted(path.glob("replicate_*/checkpoint"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if members:
+        return members
+    raise FileNotFoundError(f"{path} is not a graphium-ray checkpoint or run directory (no model.pt)")
+
+
 def load_checkpoint(directory: str | Path) -> tuple[RunConfig, ModelData, MultiTaskGNN, dict]:
     """Rebuild (config, data info, model with weights, state) from a checkpoint directory, a run
-    directory (its ``checkpoint/``) or ``builtin:<name>``."""
-    directory = resolve_checkpoint(directory)
-    if not (directory / "model.pt").is_file() and (directory / "checkpoint" / "model.pt").is_file():
-        directory = directory / "checkpoint"  # a run directory
-    if not (directory / "model.pt").is_file():
-        replicates = sorted(p.parents[1].name for p in directory.glob("replicate_*/checkpoint/model.pt"))
-        if replicates:
-            raise FileNotFoundError(f"{directory} is a run of {len(replicates)} replicates: name one model, "
-                                    f"e.g. {directory / replicates[0] / 'checkpoint'}")  # fmt: skip
-        raise FileNotFoundError(f"{directory} is not a graphium-ray checkpoint or run directory (no model.pt)")
+    directory (its ``checkpoint/``) or ``builtin:<name>``; a run of replicates is an error naming one."""
+    members = checkpoint_members(directory)
+    if len(members) > 1:
+        raise FileNotFoundError(f"{resolve_checkpoint(directory)} is a run of {len(members)} replicates: "
+                                f"name one model, e.g. {members[0]}")  # fmt: skip
+    directory = members[0]
     cfg = validate(yaml.safe_load((directory / "config.yaml").read_text()), str(directory / "config.yaml"))
     data = ModelData.read(directory / "data.json")
     built = build_network(cfg.model, data)

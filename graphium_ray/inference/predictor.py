@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from graphium_ray.checkpoints import load_checkpoint, resolve_checkpoint
+from graphium_ray.checkpoints import checkpoint_members, load_checkpoint
 from graphium_ray.config import ConfigError, FeaturizerConfig
 from graphium_ray.data.cells import INPUT_ERROR
 from graphium_ray.data.collate import collate_arrays
@@ -32,21 +32,6 @@ from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, 
 from graphium_ray.tasks import tasks_at
 
 LEVELS = ("graph", "node", "edge")
-
-
-def checkpoint_members(path: str | Path) -> list[Path]:
-    """The checkpoint directories behind ``path``: a checkpoint itself, a run directory (its
-    ``checkpoint/``), a replicated run (every ``replicate_<i>/checkpoint``: an ensemble) or a
-    shipped model (``builtin:<name>``)."""
-    path = resolve_checkpoint(path)
-    if (path / "model.pt").is_file():
-        return [path]
-    if (path / "checkpoint" / "model.pt").is_file():
-        return [path / "checkpoint"]
-    members = sorted(path.glob("replicate_*/checkpoint"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if members:
-        return members
-    raise FileNotFoundError(f"{path} is not a graphium-ray checkpoint or run directory (no model.pt)")
 
 
 def read_checkpoint_files(path: str | Path) -> dict[str, bytes]:
