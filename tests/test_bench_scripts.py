@@ -58,6 +58,8 @@ def test_collate_bench_runs():
                           "--batch-size", "16", "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
     result = json.loads(out.stdout)
     assert result["molecules"] == 64 and result["ours_arrow_graphs_per_s"] > 0
+    toymix = result["storage"]["toymix_like"]  # int8 features: a smaller table than the same rows in float32
+    assert toymix["arrow_bytes_per_molecule_int8"] < toymix["arrow_bytes_per_molecule_float32"]
 
 
 WITHOUT_RAY = "import runpy, sys; sys.modules['ray'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"

@@ -62,3 +62,30 @@ def test_in_memory_split_made_contiguous_gives_the_same_batches():
     for name in ("x", "edge_index", "edge_attr", "batch"):
         torch.testing.assert_close(getattr(a, name), getattr(b, name))
     torch.testing.assert_close(a.y["graph"][:, 0], torch.as_tensor(order.to_numpy(), dtype=torch.float32))
+
+
+def test_cache_stores_small_integer_features_as_int8_and_collates_the_float_values():
+    """Default features (one-hots, degree, charge, ...) are stored as int8 (4x smaller in memory);
+    a non-integer feature (mass) keeps the atom block float32. Either way the collated batch holds
+    exactly the float features that ``mol_to_graph`` computes molecule by molecule."""
+    import pyarrow as pa
+
+    from graphium_ray.chem.features import bond_feature_dim
+    from graphium_ray.config import FeaturizerConfig
+    from graphium_ray.data.in_memory import featurize_smiles
+
+    widths = {"graph": 1, "node": 0, "edge": 0}
+    for atom_float, x_type in ((None, pa.int8()), (["degree", "formal-charge", "mass"], pa.float32())):
+        cfg = FeaturizerConfig() if atom_float is None else FeaturizerConfig(atom_float=atom_float)
+        rows = featurize_smiles(list(REFERENCE_SMILES), np.zeros((len(REFERENCE_SMILES), 1), np.float32), cfg)
+        assert rows.schema.field("x").type.value_type == x_type
+        assert rows.schema.field("edge_attr").type.value_type == pa.int8()
+        batch = collate_arrays(rows, widths, bond_dim=bond_feature_dim(list(cfg.bond)))
+        graphs = [mol_to_graph(parse_smiles(s), list(cfg.atom_onehot), list(cfg.atom_float), list(cfg.bond))
+                  for s in REFERENCE_SMILES]  # fmt: skip
+        assert batch.x.dtype == batch.edge_attr.dtype == torch.float32
+        torch.testing.assert_close(batch.x, torch.from_numpy(np.concatenate([g.x for g in graphs])), rtol=0, atol=0)
+        torch.testing.assert_close(batch.edge_attr, torch.from_numpy(np.concatenate([g.edge_attr for g in graphs])),
+                                   rtol=0, atol=0)  # fmt: skip
+        if atom_float is not None:  # the masses really are fractional, so int8 could not hold them
+            assert not np.array_equal(batch.x.numpy(), np.round(batch.x.numpy()))

@@ -151,6 +151,18 @@ STEREO_TABLE = _onehot_table(
 BOND_WIDTH = {"bond-type-onehot": 5, "stereo": 7, "in-ring": 1, "conjugated": 1}
 
 
+# Atom features whose raw values are small integers (counts, charges, booleans). When every atom
+# feature is a one-hot or one of these (the default), the cache stores the atom block as int8:
+# exact, and 4x smaller in memory than float32 (bond features are all one-hots / booleans: always
+# int8). The collate casts both to float32, so a model sees the same numbers either way.
+INTEGER_ATOM_FLOATS = frozenset({"degree", "formal-charge", "radical-electron", "aromatic", "in-ring"})
+
+
+def atom_storage_is_int8(floats: list[str]) -> bool:
+    """Whether the atom features ``floats`` (with any one-hots) are stored as int8 in the cache."""
+    return set(floats) <= INTEGER_ATOM_FLOATS
+
+
 def atom_feature_dim(onehot: list[str], floats: list[str]) -> int:
     return sum(ATOM_ONEHOT_WIDTH[n] for n in onehot) + len(floats)
 

@@ -18,7 +18,7 @@ from graphium_ray.config import DataConfig
 from graphium_ray.manifest import Manifest
 from graphium_ray.tasks import TaskSpec
 
-PIPELINE_VERSION = "1"  # bump when featurized output changes for the same config
+PIPELINE_VERSION = "2"  # bump when featurized output changes for the same config (2: int8 atom and bond features)
 
 
 def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpec]) -> str:

@@ -5,9 +5,10 @@ Output row (all arrays flattened row-major, so they are plain Arrow ``list<...>`
 =============  ===========================================================
 num_nodes      N
 num_edges      E (= 2 × bonds, both directions)
-x              N × F_atom float32
+x              N × F_atom int8 when every atom feature is a one-hot or a small integer (the
+               default; exact), else float32 (e.g. mass, per-atom contributions)
 edge_index     2 × E int32 (all sources, then all targets)
-edge_attr      E × F_bond float32
+edge_attr      E × F_bond int8 (one-hots and booleans)
 lap_vec        N × k float32 (Laplacian eigenvectors), if enabled
 lap_val        N × k float32 (eigenvalues of the atom's component), if enabled
 rw             N × k float32 (random-walk return probabilities), if enabled
@@ -26,6 +27,7 @@ import pyarrow as pa
 
 from graphium_ray.chem.cuik_graph import CuikGraphs, merge_in_row_order, takes
 from graphium_ray.chem.descriptors import molecule_feature_names, molecule_features
+from graphium_ray.chem.features import atom_storage_is_int8
 from graphium_ray.chem.graph import (
     GraphArrays,
     ParseError,
@@ -38,13 +40,14 @@ from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
 from graphium_ray.config import FeaturizerConfig
 
 _F32 = pa.list_(pa.float32())
+_I8 = pa.list_(pa.int8())
 
 
-def featurized_schema(pe_lap: bool, pe_rw: bool, mol_feat: bool = False) -> pa.Schema:
+def featurized_schema(pe_lap: bool, pe_rw: bool, mol_feat: bool = False, x_int8: bool = True) -> pa.Schema:
     fields = [
         ("mol_key", pa.string()), ("split", pa.string()), ("sources", pa.string()),
         ("num_nodes", pa.int32()), ("num_edges", pa.int32()),
-        ("x", _F32), ("edge_index", pa.list_(pa.int32())), ("edge_attr", _F32),
+        ("x", _I8 if x_int8 else _F32), ("edge_index", pa.list_(pa.int32())), ("edge_attr", _I8),
     ]  # fmt: skip
     fields += [("lap_vec", _F32), ("lap_val", _F32)] if pe_lap else []
     fields += [("rw", _F32)] if pe_rw else []
@@ -59,6 +62,17 @@ def _list_column(values: np.ndarray, lengths: np.ndarray, value_type: pa.DataTyp
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.ascontiguousarray(values).reshape(-1), value_type))
+
+
+def _stored(values: np.ndarray, value_type: pa.DataType, name: str) -> np.ndarray:
+    """float32 feature values → the dtype the cache stores them in; int8 only when exact."""
+    if value_type != pa.int8():
+        return values
+    small = values.astype(np.int8)
+    if not np.array_equal(small, values):
+        bad = values[small != values][:3].tolist()
+        raise ValueError(f"featurizer bug: {name} values {bad} are not the small integers its int8 storage needs")
+    return small
 
 
 def _rows_blocked_edges(edge_index: np.ndarray, num_edges: np.ndarray) -> np.ndarray:
@@ -99,7 +113,8 @@ class Featurizer:
         pe = cfg.positional_encodings
         self.mol_sets = list(cfg.molecule)
         self.mol_dim = len(molecule_feature_names(self.mol_sets))
-        self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0, bool(self.mol_sets))
+        self.schema = featurized_schema(pe.laplacian_k > 0, pe.random_walk_k > 0, bool(self.mol_sets),
+                                        x_int8=atom_storage_is_int8(list(cfg.atom_float)))  # fmt: skip
         self.features = (list(cfg.atom_onehot), list(cfg.atom_float), list(cfg.bond))
         self.cuik = CuikGraphs(*self.features) if cfg.backend == "cuik" else None  # the compiled path
 
@@ -119,9 +134,10 @@ class Featurizer:
         cols = {name: table.column(name) for name in ("mol_key", "split", "sources", "y_graph")}
         cols["num_nodes"] = pa.array(num_nodes, pa.int32())
         cols["num_edges"] = pa.array(num_edges, pa.int32())
-        cols["x"] = _list_column(x, num_nodes * x.shape[1], pa.float32())
+        x_type, bond_type = self.schema.field("x").type.value_type, self.schema.field("edge_attr").type.value_type
+        cols["x"] = _list_column(_stored(x, x_type, "atom feature"), num_nodes * x.shape[1], x_type)
         cols["edge_index"] = _list_column(_rows_blocked_edges(edge_index, num_edges[ok_rows]), 2 * num_edges, pa.int32())
-        cols["edge_attr"] = _list_column(edge_attr, num_edges * edge_attr.shape[1], pa.float32())
+        cols["edge_attr"] = _list_column(_stored(edge_attr, bond_type, "bond feature"), num_edges * edge_attr.shape[1], bond_type)
         cols["y_node"] = _list_column(y_node[node_keep], num_nodes * self.t_node, pa.float32())
         cols["y_edge"] = _list_column(y_edge[edge_keep], num_edges * self.t_edge, pa.float32())
         cols["skip_reason"] = pa.array(reasons, pa.string())

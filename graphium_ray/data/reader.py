@@ -74,8 +74,17 @@ def _cache_file(path: str | Path) -> Iterator[None]:
                              "`graphium-ray prepare CONFIG --force`") from None  # fmt: skip
 
 
-# bytes per value of a Parquet physical type once decoded into an Arrow array (BOOLEAN: a bit)
-ARROW_VALUE_BYTES = {"BOOLEAN": 0.125, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8}
+def _leaf_value_bytes(meta: pq.FileMetaData) -> dict[str, float]:
+    """Top-level column → bytes per leaf value in Arrow (an int8 list is 1, though Parquet stores it
+    as INT32); absent for variable-width leaves (strings)."""
+    widths = {}
+    for field in meta.schema.to_arrow_schema():
+        leaf = field.type.value_type if pa.types.is_list(field.type) else field.type
+        try:
+            widths[field.name] = leaf.bit_width / 8
+        except ValueError:  # not fixed-width
+            pass
+    return widths
 
 
 def arrow_bytes(meta: pq.FileMetaData, skip: Sequence[str] = DROP) -> int:
@@ -83,18 +92,21 @@ def arrow_bytes(meta: pq.FileMetaData, skip: Sequence[str] = DROP) -> int:
 
     Parquet's own "uncompressed" sizes are after dictionary and run-length encoding, which shrink a
     block of one-hot atom features ~10x: a featurized file of 13,689 MOSES molecules says 14 MB
-    and reads into 142 MB. Here every fixed-width column counts ``num_values × width`` (list
-    columns: their leaf values, plus 4 bytes of offsets per row); strings count their plain
-    uncompressed size. Top-level columns in ``skip`` (dropped on reading) are left out."""
+    and reads into 142 MB (float32 one-hots). Here every fixed-width column counts
+    ``num_values × width`` of its Arrow type (list columns: their leaf values, plus 4 bytes of
+    offsets per row); strings count their plain uncompressed size. Top-level columns in ``skip``
+    (dropped on reading) are left out."""
+    widths = _leaf_value_bytes(meta)
     total = 0.0
     for i in range(meta.num_row_groups):
         group = meta.row_group(i)
         for c in range(group.num_columns):
             column = group.column(c)
             name = column.path_in_schema
-            if name.split(".")[0] in skip:
+            top = name.split(".")[0]
+            if top in skip:
                 continue
-            width = ARROW_VALUE_BYTES.get(column.physical_type)
+            width = widths.get(top)
             total += column.num_values * width if width else column.total_uncompressed_size
             total += 4 * group.num_rows if "." in name else 0
     return int(total)

@@ -9,6 +9,11 @@ then, on one core, side by side in one process:
 * ``pyg``: ``torch_geometric.data.Batch.from_data_list`` on prebuilt ``Data`` objects (the
   in-memory baseline; building the ``Data`` objects is not counted).
 
+Storage: the cache keeps atom and bond features as int8 (pipeline version 2; float32 before). The
+same rows with those two columns cast back to float32 (exactly the previous format) are measured
+beside them: Arrow bytes per molecule (what a worker keeps in memory) and collate speed from Arrow,
+on the ToyMix-like table and on drug-like (MOSES) molecules alone.
+
     python platform/bench/collate_bench.py --molecules 4096 --batch-size 256
 """
 
@@ -57,6 +62,39 @@ def numpy_batches(table: pa.Table, batch_size: int) -> list[dict[str, np.ndarray
     return out
 
 
+def as_float32_storage(table: pa.Table) -> pa.Table:
+    """The same rows in the previous cache format: atom and bond features as float32 lists."""
+    for name in ("x", "edge_attr"):
+        table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(pa.list_(pa.float32())))
+    return table
+
+
+def storage_comparison(tables: dict[str, pa.Table], batch_size: int, repeats: int) -> dict:
+    """Per table: Arrow bytes per molecule and collate graphs/s, int8 (now) vs float32 (before),
+    the two timed alternately in the same rounds."""
+    out = {}
+    for label, now in tables.items():
+        before = as_float32_storage(now)
+        n = now.num_rows
+        batches = {k: [t.slice(s, batch_size) for s in range(0, n, batch_size)] for k, t in (("int8", now), ("float32", before))}
+        rates = {k: [] for k in batches}
+        for _ in range(repeats):
+            for k, bs in batches.items():
+                rates[k].append(rate(lambda bs=bs: [collate_arrays(b, WIDTHS, 13) for b in bs], n, 1))
+        out[label] = {
+            "molecules": n,
+            "mean_atoms": round(float(np.mean(now.column("num_nodes").to_numpy())), 1),
+            "arrow_bytes_per_molecule_int8": round(now.nbytes / n),
+            "arrow_bytes_per_molecule_float32": round(before.nbytes / n),
+            "memory_ratio_float32_over_int8": round(before.nbytes / now.nbytes, 2),
+            "x_and_edge_attr_bytes_per_molecule": {k: round((t.column("x").nbytes + t.column("edge_attr").nbytes) / n)
+                                                   for k, t in (("int8", now), ("float32", before))},
+            "collate_graphs_per_s": {k: [round(r) for r in v] for k, v in rates.items()},
+            "collate_ratio_int8_over_float32_median": round(float(np.median(np.array(rates["int8"]) / np.array(rates["float32"]))), 3),
+        }  # fmt: skip
+    return out
+
+
 def pyg_data(table: pa.Table) -> list:
     from torch_geometric.data import Data
 
@@ -95,6 +133,9 @@ def main() -> None:
         "pyg_from_data_list_graphs_per_s": round(rate(lambda: [Batch.from_data_list(b) for b in data_batches], n, args.repeats)),
     }  # fmt: skip
     result["ours_numpy_vs_pyg"] = round(result["ours_numpy_graphs_per_s"] / result["pyg_from_data_list_graphs_per_s"], 2)
+    smiles, source = drug_like(args.molecules)
+    drug = featurize_smiles(smiles, np.zeros((len(smiles), 4), np.float32), FeaturizerConfig())
+    result["storage"] = storage_comparison({"toymix_like": table, f"drug_like ({source})": drug}, bs, args.repeats)
     print(json.dumps(result, indent=2))
 
 
