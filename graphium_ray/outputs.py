@@ -1,5 +1,5 @@
 """What the heads' output columns mean: each task's columns, label normalization with train-split
-statistics, and the way back to real units and probabilities. Shared by training (losses,
+statistics, and the way back to real units (to probabilities: ``train/metrics.py``). Shared by training (losses,
 metrics, saved predictions) and inference, so both read the model's outputs the same way.
 
 Normalization: y_norm = (y - mean) / std per task, for regression tasks with ``normalize`` (others:
@@ -50,15 +50,4 @@ def to_real_units(tasks: list[TaskSpec], normalizer: LabelNormalizer, level: str
     for j, (task, cols) in enumerate(zip(tasks, column_slices(tasks), strict=True)):
         if task.kind == "regression":
             out[:, cols] = normalizer.denormalize_task(level, j, torch.from_numpy(pred[:, cols])).numpy()
-    return out
-
-
-def probabilities(kind: str, out: np.ndarray) -> np.ndarray:
-    """Head outputs (M, out_dim) → binary: σ(logit); multiclass/ordinal: softmax over the class
-    logits; regression: unchanged."""
-    if kind == "binary":
-        return 1.0 / (1.0 + np.exp(-out))
-    if kind in ("multiclass", "ordinal"):
-        shifted = np.exp(out - out.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
     return out

@@ -162,3 +162,16 @@ def test_warm_imports_go_to_runs_of_several_workers_only(ray_cluster, monkeypatc
     assert list(warm_imports_env(2)["env_vars"].values()) == [warm_imports.HOOK]
     monkeypatch.setenv("GRAPHIUM_RAY_WARM_IMPORTS", "0")
     assert warm_imports_env(2) == {}
+
+
+def test_driver_and_controller_side_do_not_import_torch():
+    """Start-up (BENCHMARKS.md §5): the driver, and Ray Train's controller, which unpickles the
+    backend config and the train function, never load torch (~1.3 s of CPU each); only the workers do."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pickle; import graphium_ray.cli, graphium_ray.train.driver as d; "
+            "from graphium_ray.train.process_group import TorchProcessGroupConfig as C; "
+            "pickle.loads(pickle.dumps((C(), d.train_loop_per_worker))); "
+            "assert 'torch' not in sys.modules, [m for m in sys.modules if m.startswith('torch')][:3]")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

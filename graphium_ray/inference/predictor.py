@@ -28,8 +28,9 @@ from graphium_ray.data.cells import INPUT_ERROR
 from graphium_ray.data.collate import collate_arrays
 from graphium_ray.data.featurize import Featurizer
 from graphium_ray.data.in_memory import molecule_rows
-from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
+from graphium_ray.outputs import LabelNormalizer, column_slices, to_real_units
 from graphium_ray.tasks import tasks_at
+from graphium_ray.train.metrics import probabilities
 
 LEVELS = ("graph", "node", "edge")
 

@@ -1,4 +1,4 @@
-"""The training driver: builds a Ray Train V2 ``TorchTrainer`` over the prepared cache and writes
+"""The training driver: builds a Ray Train V2 data-parallel trainer (torch process group: ``train/process_group.py``) over the prepared cache and writes
 the run directory: ``metrics.json`` (validation metrics of the selected epoch, test metrics of
 the selected checkpoint, the history), ``epochs.csv``, ``learning_curve.png``,
 ``test_predictions.parquet``, ``config.yaml``, ``splits/`` and ``checkpoint/`` (the selected
@@ -24,7 +24,7 @@ from pathlib import Path
 import ray
 import ray.train
 from ray.data.context import DEFAULT_TARGET_MAX_BLOCK_SIZE
-from ray.train.torch import TorchTrainer
+from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
 from graphium_ray.config import ConfigError, RunConfig, dump_config, validate
 from graphium_ray.data.cache import PreparedData, write_json_atomic
@@ -32,6 +32,7 @@ from graphium_ray.data.reader import arrow_bytes, cache_file_metadata, featurize
 from graphium_ray.train.curves import write_curves
 from graphium_ray.train.devices import worker_resources
 from graphium_ray.train.entry import process_start_unix, train_loop_per_worker
+from graphium_ray.train.process_group import TorchProcessGroupConfig
 from graphium_ray.train.progress_setting import progress_wanted
 from graphium_ray.train.replicates import summarize_replicates, write_ensemble
 from graphium_ray.train.run_loggers import check_installed
@@ -123,7 +124,7 @@ def ray_run_name(cfg: RunConfig, output_dir: Path) -> str:
 def build_trainer(
     cfg: RunConfig, prepared: PreparedData, output_dir: Path, callbacks: list | None = None,
     loop_extra: dict | None = None,
-) -> TorchTrainer:
+) -> DataParallelTrainer:
     """``loop_extra``: more train_loop_config entries (fine-tuning: the pretrained weights)."""
     check_run(cfg, prepared)
     # Ray Train V2's controller takes a worker's report only when it polls the workers, every
@@ -150,8 +151,11 @@ def build_trainer(
     train_bytes = train_split_bytes(prepared)  # the cache's Parquet metadata, read once
     by_ray_data = cfg.train.shard_train == "ray"
     datasets = {"train": read_split(feats, "train")} if by_ray_data else {}
-    return TorchTrainer(
+    # torch's process group set up as TorchTrainer does, without torch in this process or the
+    # controller (train/process_group.py)
+    return DataParallelTrainer(
         train_loop_per_worker,
+        backend_config=TorchProcessGroupConfig(),
         train_loop_config={
             "run": cfg.model_dump(mode="json"),
             "data": prepared.manifest.to_dict(),

@@ -73,13 +73,3 @@ def compute_metrics(tasks: list[TaskSpec], normalizer: LabelNormalizer, preds: d
             result[task.name] = task_metrics(task.kind, task.metrics, y_all[present, j].astype(np.float64),
                                              real[present, cols].astype(np.float64))  # fmt: skip
     return result
-
-
-def flatten_metrics(prefix: str, metrics: dict[str, dict]) -> dict[str, float]:
-    """{"qm9/gap": {"mae": 0.1}} → {"val/qm9/gap/mae": 0.1}; undefined metrics are left out."""
-    return {
-        f"{prefix}/{task}/{name}": value
-        for task, values in metrics.items()
-        for name, value in values.items()
-        if value is not None and name != "n"
-    }

@@ -42,13 +42,14 @@ from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.devices import device_name, lightning_trainer_kwargs
 from graphium_ray.train.entry import process_start_unix, read_kept_train_split
 from graphium_ray.train.epoch_report import EpochReport
-from graphium_ray.train.evaluate import collect_batch, compute_metrics, flatten_metrics, merge_predictions
+from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
 from graphium_ray.train.finetune import load_pretrained
 from graphium_ray.train.memory_budget import fits_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
 from graphium_ray.train.progress import StepProgress
 from graphium_ray.train.run_loggers import RunLoggers
+from graphium_ray.train.selection import flatten_metrics
 
 
 def seed_everything(seed: int) -> None:

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphium_ray.outputs import probabilities
+
+def probabilities(kind: str, out: np.ndarray) -> np.ndarray:
+    """Head outputs (M, out_dim) → binary: σ(logit); multiclass/ordinal: softmax over the class
+    logits; regression: unchanged."""
+    if kind == "binary":
+        return 1.0 / (1.0 + np.exp(-out))
+    if kind in ("multiclass", "ordinal"):
+        shifted = np.exp(out - out.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+    return out
 
 
 def average_ranks(x: np.ndarray) -> np.ndarray:

@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 
 from graphium_ray.manifest import ModelData
-from graphium_ray.outputs import LabelNormalizer, column_slices, probabilities, to_real_units
+from graphium_ray.outputs import LabelNormalizer, column_slices, to_real_units
 from graphium_ray.tasks import TaskSpec, tasks_at
+from graphium_ray.train.metrics import probabilities
 
 
 def predictions_table(tasks: list[TaskSpec], data: ModelData, preds: dict) -> pd.DataFrame:

@@ -11,7 +11,16 @@ import numpy as np
 
 from graphium_ray.config import ConfigError
 from graphium_ray.tasks import TaskSpec
-from graphium_ray.train.evaluate import flatten_metrics
+
+
+def flatten_metrics(prefix: str, metrics: dict[str, dict]) -> dict[str, float]:
+    """{"qm9/gap": {"mae": 0.1}} → {"val/qm9/gap/mae": 0.1}; undefined metrics are left out."""
+    return {
+        f"{prefix}/{task}/{name}": value
+        for task, values in metrics.items()
+        for name, value in values.items()
+        if value is not None and name != "n"
+    }
 
 
 def selectable_metrics(tasks: list[TaskSpec]) -> list[str]:
