@@ -82,8 +82,9 @@ def _init_process_group(backend: str, world_rank: int, world_size: int, timeout_
     """On a worker: join the process group (rank ``world_rank`` of ``world_size``)."""
     import torch.distributed as dist
 
-    if backend == "nccl":  # fail a timed-out collective instead of hanging (Ray's default too)
-        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
+    nccl_choice = ("TORCH_NCCL_ASYNC_ERROR_HANDLING", "TORCH_NCCL_BLOCKING_WAIT")
+    if backend == "nccl" and not any(v in os.environ for v in nccl_choice):
+        os.environ["TORCH_NCCL_ASYNC_ERROR_HANDLING"] = "1"  # fail a timed-out collective, not hang (as Ray)
     dist.init_process_group(backend=backend, init_method="env://", rank=world_rank, world_size=world_size,
                             timeout=timedelta(seconds=timeout_s))  # fmt: skip
 
