@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import ray
-from ray.train._internal.utils import get_address_and_port
 from ray.train.backend import Backend, BackendConfig
 from ray.train.v2._internal.util import TrainingFramework
 
@@ -67,6 +66,17 @@ class TorchProcessGroupConfig(BackendConfig):
         return {"backend": self.backend, "init_method": "env", "timeout_s": self.timeout_s}
 
 
+def _address_and_free_port() -> tuple[str, int]:
+    """On rank 0's worker: its node's IP address and a port free there (the rendezvous point)."""
+    import socket
+
+    addr = ray.util.get_node_ip_address()
+    with socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET) as probe:
+        probe.bind(("", 0))
+        port = probe.getsockname()[1]
+    return addr, port
+
+
 def _set_rendezvous_env(addr: str, port: int) -> None:
     """On a worker: torchrun's variables, from Ray Train's context (``env://`` rendezvous)."""
     context = ray.train.get_context()
@@ -107,7 +117,7 @@ class _TorchProcessGroupBackend(Backend):
         backend = backend_config.backend
         if backend is None:
             backend = "nccl" if worker_group.get_resources_per_worker().get("GPU", 0) > 0 else "gloo"
-        addr, port = worker_group.execute_single(0, get_address_and_port)
+        addr, port = worker_group.execute_single(0, _address_and_free_port)
         worker_group.execute(_set_rendezvous_env, addr=addr, port=port)
         size = len(worker_group)
         logger.debug("process group: %s, %d workers, rank 0 at %s:%s", backend, size, addr, port)

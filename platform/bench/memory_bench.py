@@ -16,7 +16,8 @@ Inputs (``--source``):
 * ``qm9``: full QM9 from qm9pack (homo/lumo/gap); sizes above 130,831 repeat it with distinct
   molecule keys by adding an isotope-labelled helium fragment ``.[<i>He]`` to copy i ≥ 1.
 
-``--train-epoch`` then trains one epoch streaming from the prepared cache (a second child process,
+``--train-epoch`` then trains one epoch streaming from the prepared cache (``--in-memory-mb``: the
+train split kept in the worker's memory when it fits that many MB) (a second child process,
 ``graphium-ray train``'s path, GINE 64×4, 1 worker with all CPUs) and reports graphs/s and its peak.
 
     python platform/bench/memory_bench.py --sizes 193696 1936962 --num-cpus 2 --train-epoch
@@ -270,7 +271,8 @@ def input_rows(inputs: Path) -> int:
 
 def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float = 0.0, source: str = "moses",
             train_epoch: bool = False, timeline: Path | None = None, backend: str = "rdkit",
-            stream_buffer_mb: float | None = None, stream_block_mb: float | None = None) -> dict:  # fmt: skip
+            stream_buffer_mb: float | None = None, stream_block_mb: float | None = None,
+            in_memory_mb: float = 0.0) -> dict:  # fmt: skip
     inputs = work / f"in_{source}_{size}"
     if input_rows(inputs) != size:  # absent, or left incomplete by an interrupted run: written anew
         shutil.rmtree(inputs, ignore_errors=True)
@@ -286,7 +288,7 @@ def measure(size: int, num_cpus: int, work: Path, num_shards: int, cap_mb: float
                     "prepare_in_driver": "never",
                     "datasets": [{"name": source, "path": str(inputs / "*.parquet"), "tasks": [{"columns": LABELS[source]}]}]},
            "model": {"layer": "gine", "hidden_dim": 64, "num_layers": 4},
-           "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": 0}}  # fmt: skip
+           "train": {"epochs": 1, "batch_size": 256, "num_workers": 1, "cpus_per_worker": num_cpus - 0.25, "in_memory_mb": in_memory_mb}}  # fmt: skip
     if stream_buffer_mb is not None:
         cfg["train"]["stream_buffer_mb"] = stream_buffer_mb
     if stream_block_mb is not None:
@@ -326,6 +328,8 @@ def main() -> None:
                    help="train.stream_buffer_mb of the training epoch (default: the config's default)")
     p.add_argument("--stream-block-mb", type=float, default=None,
                    help="train.stream_block_mb of the training epoch (default: Ray Data's block size)")
+    p.add_argument("--in-memory-mb", type=float, default=0.0,
+                   help="train.in_memory_mb of the training epoch (default 0: streamed; above the split's size: kept in memory)")
     args = p.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="memory_bench_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -336,7 +340,7 @@ def main() -> None:
             timeline.parent.mkdir(parents=True, exist_ok=True)
         runs.append(measure(size, args.num_cpus, work, args.num_shards, args.object_store_cap_mb, args.source,
                             args.train_epoch, timeline, args.backend, args.stream_buffer_mb,
-                            args.stream_block_mb))  # fmt: skip
+                            args.stream_block_mb, args.in_memory_mb))  # fmt: skip
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     result = {"runs": runs, "peak_ratio_largest_vs_smallest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
     print(json.dumps(result, indent=2))
