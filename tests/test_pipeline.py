@@ -402,6 +402,7 @@ def test_a_split_read_in_the_worker_is_the_streamed_split_row_for_row(ray_cluste
                                         .iter_batches(batch_size=None, batch_format="pyarrow"))  # fmt: skip
             assert ours.num_rows == prepared.manifest.splits[split] > 0
             assert ours.column_names == streamed.column_names
+            assert all(column.num_chunks == 1 for column in ours.columns)  # 3 files, read into one chunk each
             for name in ours.column_names:  # str(): NaN labels compare equal
                 assert str(ours.column(name).to_pylist()) == str(streamed.column(name).to_pylist()), (split, name)
             # cut into batches as an evaluation pass reads them: the same batches as Ray Data's

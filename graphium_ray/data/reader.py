@@ -167,8 +167,21 @@ def iter_split_tables(featurized_dir: str | Path, split: str, keep_key: bool = F
 
 
 def read_split_table(featurized_dir: str | Path, split: str, keep_key: bool = False) -> pa.Table:
-    """The rows :func:`read_split` streams, in the same order, as one Arrow table read here."""
-    return pa.concat_tables(iter_split_tables(featurized_dir, split, keep_key), promote_options="default")
+    """The rows :func:`read_split` streams, in the same order, as one Arrow table read here, one
+    chunk per column (see :func:`contiguous`). Columns are made contiguous one at a time, each file
+    chunk freed as soon as its column is copied: the peak is the split plus its largest column, not
+    twice the split (``Table.combine_chunks`` holds the old and the new table at once)."""
+    table = pa.concat_tables(iter_split_tables(featurized_dir, split, keep_key), promote_options="default")
+    schema, columns = table.schema, dict(zip(table.column_names, table.columns, strict=True))
+    del table  # the chunks now live only in ``columns``
+    for name, column in columns.items():
+        if column.num_chunks > 1:
+            try:
+                columns[name] = pa.chunked_array([column.combine_chunks()], column.type)
+            except pa.ArrowInvalid:  # values overflow one chunk's 32-bit offsets: stays chunked
+                pass
+        del column
+    return pa.Table.from_arrays(list(columns.values()), schema=schema)
 
 
 def contiguous(table: pa.Table) -> pa.Table:
