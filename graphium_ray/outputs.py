@@ -1,6 +1,7 @@
 """What the heads' output columns mean: each task's columns, label normalization with train-split
-statistics, and the way back to real units (to probabilities: ``train/metrics.py``). Shared by training (losses,
-metrics, saved predictions) and inference, so both read the model's outputs the same way.
+statistics, and the way back to real units (to probabilities: ``train/metrics.py``). Shared by
+training (losses, metrics, saved predictions) and inference, so both read the model's outputs the
+same way.
 
 Normalization: y_norm = (y - mean) / std per task, for regression tasks with ``normalize`` (others:
 mean 0, std 1). Predictions are mapped back before any metric, so metrics are in the labels' units.

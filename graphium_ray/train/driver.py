@@ -1,8 +1,8 @@
-"""The training driver: builds a Ray Train V2 data-parallel trainer (torch process group: ``train/process_group.py``) over the prepared cache and writes
-the run directory: ``metrics.json`` (validation metrics of the selected epoch, test metrics of
-the selected checkpoint, the history), ``epochs.csv``, ``learning_curve.png``,
-``test_predictions.parquet``, ``config.yaml``, ``splits/`` and ``checkpoint/`` (the selected
-weights). With ``train.replicates: N`` it trains N seeds into ``replicate_<i>/`` and writes the
+"""The training driver: builds a Ray Train V2 data-parallel trainer over the prepared cache (torch's
+process group: ``train/process_group.py``) and writes the run directory: ``metrics.json``
+(validation metrics of the selected epoch, test metrics of the selected checkpoint, the history),
+``epochs.csv``, ``learning_curve.png``, ``test_predictions.parquet``, ``config.yaml``, ``splits/``
+and ``checkpoint/`` (the selected weights). With ``train.replicates: N`` it trains N seeds into ``replicate_<i>/`` and writes the
 mean ± std per task at the top.
 
 CPU budget: workers share the cluster's CPUs with the Ray Data tasks that read the cache, so each
