@@ -1,6 +1,6 @@
 """``graphium-ray sweep``: Ray Tune over Ray Train trials (the Train V2 pattern).
 
-Each trial is a driver function that builds and fits a ``TorchTrainer`` and forwards its reports
+Each trial is a driver function that builds and fits a Ray Train trainer (``train/driver.py:build_trainer``) and forwards its reports
 to Tune with ``TuneReportCallback``. The data are prepared once, before the sweep; every trial
 reads the same cache. The objective is a validation metric (see ``sweep_config``). Results:
 ``trials.csv`` / ``trials.parquet`` (one row per trial: parameters and last metrics),
@@ -29,7 +29,7 @@ from graphium_ray.tune.release import release_job_placement_groups
 from graphium_ray.tune.sweep_config import SweepConfig, load_sweep
 
 TUNE_SIGINT_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
-TRIAL_DRIVER_CPUS = 0.01  # the trial only drives a TorchTrainer, whose workers reserve their own CPUs
+TRIAL_DRIVER_CPUS = 0.01  # the trial only drives a Ray Train trainer, whose workers reserve their own CPUs
 
 
 def _space(sweep: SweepConfig) -> dict[str, Any]:

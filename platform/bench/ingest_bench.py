@@ -3,7 +3,7 @@
 Same model (the configured GINE), same loss, optimizer, batch size, one training process each,
 one torch thread each, side by side in one run:
 
-* ``streaming``: `graphium-ray train`'s path: a 1-worker Ray Train ``TorchTrainer`` reading the
+* ``streaming``: `graphium-ray train`'s path: a 1-worker Ray Train trainer reading the
   featurized Parquet cache through Ray Data and ``GraphCollate``; a train split under
   ``train.in_memory_mb`` is read once into the worker (Arrow, one chunk per column) and permuted
   every epoch; graphs/s per epoch as the run reports it (data loading and validation included),
