@@ -1,7 +1,7 @@
 """``graphium-ray sweep``: Ray Tune over Ray Train trials (the Train V2 pattern).
 
-Each trial is a driver function that builds and fits a Ray Train trainer (``train/driver.py:build_trainer``) and forwards its reports
-to Tune with ``TuneReportCallback``. The data are prepared once, before the sweep; every trial
+Each trial is a driver function that builds and fits a Ray Train trainer
+(``train/driver.py:build_trainer``) and forwards its reports to Tune with ``TuneReportCallback``. The data are prepared once, before the sweep; every trial
 reads the same cache. The objective is a validation metric (see ``sweep_config``). Results:
 ``trials.csv`` / ``trials.parquet`` (one row per trial: parameters and last metrics),
 ``best_params.json`` and ``best_config.yaml`` in the sweep directory. Rerunning the same command
