@@ -48,13 +48,13 @@ def test_in_memory_split_made_contiguous_gives_the_same_batches():
     from graphium_ray.chem.features import bond_feature_dim
     from graphium_ray.config import FeaturizerConfig
     from graphium_ray.data.in_memory import featurize_smiles
-    from graphium_ray.train.batches import contiguous
+    from graphium_ray.data.reader import concat_contiguous
 
     rows = featurize_smiles(list(REFERENCE_SMILES), np.arange(len(REFERENCE_SMILES), dtype=np.float32)[:, None],
                             FeaturizerConfig())  # fmt: skip
     chunked = pa.Table.from_batches(rows.to_batches(max_chunksize=7))
     assert chunked.column("x").num_chunks > 1
-    one = contiguous(chunked)
+    one = concat_contiguous(pa.Table.from_batches([b]) for b in chunked.to_batches())  # as files/batches arrive
     assert all(col.num_chunks == 1 for col in one.columns) and one.equals(chunked)
     order = pa.array(np.random.default_rng(0).permutation(chunked.num_rows)[:16])
     widths, bond_dim = {"graph": 1, "node": 0, "edge": 0}, bond_feature_dim(list(FeaturizerConfig().bond))

@@ -35,7 +35,6 @@ import torch.distributed as dist
 from graphium_ray.batch import GraphBatch
 from graphium_ray.data.collate import deal_rows
 from graphium_ray.data.collate_fn import GraphCollate
-from graphium_ray.data.reader import contiguous
 from graphium_ray.data.static_shapes import StaticBatcher, StaticShape, pe_widths
 from graphium_ray.manifest import ModelData
 from graphium_ray.train.prefetch import prefetched
@@ -74,9 +73,9 @@ class TrainBatches:
 
     ``shard``: the worker's ``get_dataset_shard("train")`` (``ray``; None with ``hash``); ``epoch_fn()``: the 0-based global epoch
     (seeds the shuffle); ``worker``: (rank, world); ``batcher``: a static-shape packer or None;
-    ``idle``: the padding-only batch; ``prefetched``: a future of the whole split as one table,
-    already being read, for a split the worker keeps (``train/entry.py:read_kept_train_split``), else
-    None; ``read_epoch(batch_rows=, seed=)``: the worker reads a split it does not keep itself, one
+    ``idle``: the padding-only batch; ``prefetched``: a future of the whole split as one table
+    with one chunk per column (fast random ``take``), already being read, for a split the worker
+    keeps (``train/entry.py:read_kept_train_split``), else None; ``read_epoch(batch_rows=, seed=)``: the worker reads a split it does not keep itself, one
     epoch of tables in the order ``seed`` fixes (``hash``; None: stream the Ray Data ``shard``)."""
 
     def __init__(self, shard, global_batch: int, seed: int, epoch_fn: Callable[[], int], worker: tuple[int, int],
@@ -99,7 +98,7 @@ class TrainBatches:
             yield from self.shard.iter_batches(batch_size=self.batch_rows, batch_format="pyarrow", **self._shuffle())
             return
         if self._table is None:
-            self._table, self._prefetched = contiguous(self._prefetched.result()), None
+            self._table, self._prefetched = self._prefetched.result(), None
         order = np.random.default_rng([self.seed, self.epoch_fn()]).permutation(self._table.num_rows)
         for start in range(0, len(order), self.batch_rows):
             yield self._table.take(pa.array(order[start:start + self.batch_rows]))
