@@ -61,27 +61,31 @@ def test_padded_batch_predicts_the_same_for_real_graphs(rows, layer):
     assert padded.graph_mask.sum() == g and padded.node_mask.sum() == n
 
 
-def test_padded_training_step_has_the_same_loss_and_gradients():
-    """Training mode with batch norm (masked statistics) and the virtual node: one step's loss and
-    every parameter gradient match the unpadded batch's."""
+@pytest.mark.parametrize("head_norm", ["layer", "batch"])
+def test_padded_training_step_has_the_same_loss_and_gradients(head_norm):
+    """Training mode with batch norm (masked statistics, in the blocks and, with ``head_norm: batch``,
+    in the task heads) and the virtual node: one step's loss, every parameter gradient and the
+    running statistics match the unpadded batch's."""
     rows = _rows({"laplacian_k": 0, "random_walk_k": 4})  # (Laplacian signs are random per graph slot)
     batch = rows_to_batch(rows, WIDTHS, 13)
     padded = pad_batch(batch, StaticShape(batch.num_graphs + 3, batch.num_nodes + 11, batch.edge_index.shape[1] + 6))
     graph_tasks = {"graph": TASKS[:2]}
     grads, losses, running = [], [], []
     for b in (_float64(batch), _float64(padded)):  # float64: equal up to summation order
-        model = _model("gine", norm="batch", virtual_node=True, lap=0).double().train()
+        model = _model("gine", norm="batch", head_norm=head_norm, virtual_node=True, lap=0).double().train()
         out = model(b)
         loss, _ = multitask_loss(graph_tasks, {"graph": out["graph"]}, {"graph": b.y["graph"]})
         loss.backward()
         losses.append(float(loss.detach()))
         grads.append({k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None})
-        running.append(model.blocks[0].norm_x.running_var.clone())
+        running.append([m.running_var.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)])
     assert losses[0] == pytest.approx(losses[1], rel=1e-12)
     assert grads[0].keys() == grads[1].keys()
     for k in grads[0]:
         torch.testing.assert_close(grads[1][k], grads[0][k], rtol=1e-9, atol=1e-12, msg=k)
-    torch.testing.assert_close(running[1], running[0])
+    assert len(running[0]) == 2 + 3 * (head_norm == "batch")  # 2 blocks (+ 3 heads: d, n, e)
+    for padded_var, plain_var in zip(running[1], running[0], strict=True):
+        torch.testing.assert_close(padded_var, plain_var)
 
 
 def _float64(b):

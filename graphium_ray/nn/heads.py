@@ -52,9 +52,13 @@ class TaskHeads(nn.Module):
                 self.heads[key] = head
                 self.order.setdefault(level, []).append(key)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, inputs: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor | None] | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``masks``: per level, the real rows of a static-shape batch (for ``head_norm: batch``)."""
+        masks = masks or {}
         return {
-            level: torch.cat([self.heads[k](inputs[level]) for k in keys], dim=-1) for level, keys in self.order.items()
+            level: torch.cat([self.heads[k](inputs[level], masks.get(level)) for k in keys], dim=-1)
+            for level, keys in self.order.items()
         }
 
 

@@ -124,7 +124,9 @@ class MultiTaskGNN(nn.Module):
         emb = self.embed(batch)
         x_ND = emb["nodes"]
         inputs = {"graph": emb["graph"], "node": x_ND}
+        masks = {"graph": batch.graph_mask, "node": batch.node_mask}
         if "edge" in self.heads.order:
             src, dst = batch.edge_index
             inputs["edge"] = torch.cat([x_ND[src] + x_ND[dst], (x_ND[src] - x_ND[dst]).abs(), emb["edges"]], dim=-1)
-        return self.heads(inputs)
+            masks["edge"] = None if batch.node_mask is None else batch.node_mask[src]
+        return self.heads(inputs, masks)

@@ -78,7 +78,9 @@ def norm_layer(kind: str, dim: int) -> nn.Module:
 
 
 class MLP(nn.Module):
-    """Linear → [norm → ReLU → dropout → Linear] × (layers-1). Input (*, in_dim) → (*, out_dim)."""
+    """Linear → [norm → ReLU → dropout → Linear] × (layers-1). Input (M, in_dim) → (M, out_dim);
+    ``mask`` (M,) bool marks the real rows of a static-shape batch, the only ones batch norm's
+    statistics see (a task head's rows are graphs, nodes or edges, padding included)."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2, norm: str = "none",
                  dropout: float = 0.0):  # fmt: skip
@@ -91,5 +93,9 @@ class MLP(nn.Module):
                 blocks += [norm_layer(norm, dims[i + 1]), nn.ReLU(), nn.Dropout(dropout)]
         self.net = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return self.net(x)
+        for module in self.net:
+            x = apply_norm(module, x, mask) if isinstance(module, MaskedBatchNorm1d) else module(x)
+        return x
