@@ -45,8 +45,10 @@ def molecules(n: int) -> tuple[list[str], str]:
         return (REFERENCE_SMILES * (n // len(REFERENCE_SMILES) + 1))[:n], f"reference molecules ({error})"
 
 
-def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int = 0):
-    """(module, optimizer, batches) for ``n_tasks`` graph-level tasks of ``kind``."""
+def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int = 0, width: int = 128,
+          head_width: int = 64):  # fmt: skip
+    """(module, optimizer, batches) for ``n_tasks`` graph-level tasks of ``kind`` (GINE ``width`` × 4,
+    heads ``head_width`` wide)."""
     rng = np.random.default_rng(seed)
     if kind == "binary":
         y = (rng.random((len(smiles), n_tasks)) < 0.3).astype(np.float32)
@@ -63,7 +65,7 @@ def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int
     data = ModelData(tasks=[t.to_dict() for t in tasks], label_widths=widths, atom_dim=batches[0].x.shape[1],
                      bond_dim=13, label_stats=stats, featurizer=FeaturizerConfig().model_dump(mode="json"))  # fmt: skip
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
-                    model=ModelConfig(layer="gine", hidden_dim=128, num_layers=4))  # fmt: skip
+                    model=ModelConfig(layer="gine", hidden_dim=width, head_hidden_dim=head_width, num_layers=4))  # fmt: skip
     torch.manual_seed(seed)
     net = build_network(cfg.model, data).model
     module = MultiTaskModule(net, tasks, stats, TrainConfig(), steps_per_epoch=len(batches))
