@@ -62,6 +62,15 @@ def test_collate_bench_runs():
     assert toymix["arrow_bytes_per_molecule_int8"] < toymix["arrow_bytes_per_molecule_float32"]
 
 
+def test_optimizer_bench_runs():
+    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/optimizer_bench.py"), "--widths", "16",
+                          "--molecules", "64", "--steps", "2", "--rounds", "1"],
+                         capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
+    result = json.loads(out.stdout)["widths"]["16"]
+    assert result["graphs_per_s"]["fused"]["median"] > 0 and result["step_ms_median"]["per_tensor_loop"] > 0
+    assert result["max_rel_param_diff_after"]["1"] < 1e-5  # the same AdamW step from the same weights
+
+
 WITHOUT_RAY = "import runpy, sys; sys.modules['ray'] = None; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 
 
