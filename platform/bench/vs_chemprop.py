@@ -133,6 +133,8 @@ def run_chemprop(name: str, seed: int, out: Path, tool: str = "chemprop") -> dic
     subprocess.run(cmd, check=True, env=env, stdout=open(work / "log.txt", "w"), stderr=subprocess.STDOUT)
     seconds = time.time() - started
     members = sorted((work / "out").rglob("test_predictions.csv"))  # model_<i>/ each; an ensemble: their mean
+    if not members:  # e.g. the chemprop process was stopped: it can exit without an error code
+        raise RuntimeError(f"chemprop wrote no test predictions under {work / 'out'} (its log: {work / 'log.txt'})")
     test = frame.iloc[split["test"]]
     y = test[spec["targets"]].to_numpy(np.float64)
     member_preds = [pd.read_csv(m)[spec["targets"]].to_numpy(np.float64) for m in members]
