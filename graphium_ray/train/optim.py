@@ -19,8 +19,8 @@ def build_optimizer(model: torch.nn.Module, train: TrainConfig, lr_mult: dict[st
     parameter is a float32/bf16/fp16 tensor on the CPU or a CUDA device; otherwise (the IPU, whose
     strategy converts the optimizer to PopTorch's) as the reference per-tensor loop. The same
     AdamW math either way; on the CPU torch's default is the per-tensor loop, whose ~10 small ops
-    per tensor cost 1.3–4.3 ms a step for a 38-tensor GNN of width 64–300, against 0.28–1.15 ms fused
-    (``platform/bench/optimizer_bench.py``)."""
+    per tensor cost 1.2–6.2 ms a step for GINE models of width 64–300, against 0.31–1.72 ms fused
+    (``platform/bench/optimizer_bench.py``, BENCHMARKS.md 4d)."""
     groups = param_groups(model, train.lr, lr_mult or {})
     params = [p for g in groups for p in g["params"]]
     fused = train.accelerator != "ipu" and bool(params) and all(
