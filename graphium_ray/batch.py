@@ -45,6 +45,15 @@ class GraphBatch:
             moved[f.name] = value
         return GraphBatch(**moved)
 
+    def real_rows(self, level: str) -> torch.Tensor | None:
+        """Which rows of ``level`` (``graph``: (G,), ``node``: (N,), ``edge``: (E,), an edge being real
+        when its source node is) are real in a static-shape batch; None when nothing is padded."""
+        if level == "graph":
+            return self.graph_mask
+        if self.node_mask is None:
+            return None
+        return self.node_mask if level == "node" else self.node_mask[self.edge_index[0]]
+
     @property
     def num_nodes(self) -> int:
         return int(self.x.shape[0])

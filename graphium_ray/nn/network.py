@@ -45,8 +45,7 @@ class GNNBlock(nn.Module):
         h_ND = self.dropout(torch.relu(apply_norm(self.norm_x, h_ND, batch.node_mask)))
         x_ND = x_ND + h_ND if self.residual else h_ND
         if self.norm_e is not None:
-            edge_mask = None if batch.node_mask is None else batch.node_mask[batch.edge_index[0]]
-            f_ED = self.dropout(torch.relu(apply_norm(self.norm_e, f_ED, edge_mask)))
+            f_ED = self.dropout(torch.relu(apply_norm(self.norm_e, f_ED, batch.real_rows("edge"))))
             e_ED = e_ED + f_ED if self.residual else f_ED
         return x_ND, e_ED
 
@@ -124,9 +123,7 @@ class MultiTaskGNN(nn.Module):
         emb = self.embed(batch)
         x_ND = emb["nodes"]
         inputs = {"graph": emb["graph"], "node": x_ND}
-        masks = {"graph": batch.graph_mask, "node": batch.node_mask}
         if "edge" in self.heads.order:
             src, dst = batch.edge_index
             inputs["edge"] = torch.cat([x_ND[src] + x_ND[dst], (x_ND[src] - x_ND[dst]).abs(), emb["edges"]], dim=-1)
-            masks["edge"] = None if batch.node_mask is None else batch.node_mask[src]
-        return self.heads(inputs, masks)
+        return self.heads(inputs, {level: batch.real_rows(level) for level in self.heads.order})

@@ -65,7 +65,8 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 
 
 def apply_norm(norm: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Normalize x; batch norm sees only the real rows when a padding mask is given."""
+    """``norm(x)``; batch norm gets the padding mask too, so its statistics see only the real rows
+    (any other module, e.g. an MLP's Linear or ReLU, is applied to x as it is)."""
     return norm(x, mask) if isinstance(norm, MaskedBatchNorm1d) else norm(x)
 
 
@@ -97,5 +98,5 @@ class MLP(nn.Module):
         if mask is None:
             return self.net(x)
         for module in self.net:
-            x = apply_norm(module, x, mask) if isinstance(module, MaskedBatchNorm1d) else module(x)
+            x = apply_norm(module, x, mask)  # batch norm gets the mask; every other module just x
         return x

@@ -39,13 +39,8 @@ def collect_predictions(
 
 
 def _real_rows(batch: GraphBatch, level: str) -> torch.Tensor | slice:
-    if level == "graph" and batch.graph_mask is not None:
-        return batch.graph_mask
-    if level == "node" and batch.node_mask is not None:
-        return batch.node_mask
-    if level == "edge" and batch.node_mask is not None:
-        return batch.node_mask[batch.edge_index[0]]
-    return slice(None)
+    mask = batch.real_rows(level)
+    return slice(None) if mask is None else mask
 
 
 def merge_predictions(parts: list[dict]) -> dict[str, dict[str, np.ndarray]]:
