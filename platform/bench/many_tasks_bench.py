@@ -45,10 +45,9 @@ def molecules(n: int) -> tuple[list[str], str]:
         return (REFERENCE_SMILES * (n // len(REFERENCE_SMILES) + 1))[:n], f"reference molecules ({error})"
 
 
-def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int = 0, width: int = 128,
-          head_width: int = 64):  # fmt: skip
-    """(module, optimizer, batches) for ``n_tasks`` graph-level tasks of ``kind`` (GINE ``width`` × 4,
-    heads ``head_width`` wide)."""
+def task_batches(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int = 0):
+    """(tasks, model data, batches): ``n_tasks`` graph-level tasks of ``kind`` with random labels
+    (30 % missing) on the featurized ``smiles``, cut into batches of ``batch_size``."""
     rng = np.random.default_rng(seed)
     if kind == "binary":
         y = (rng.random((len(smiles), n_tasks)) < 0.3).astype(np.float32)
@@ -64,13 +63,23 @@ def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int
     stats = {"graph": {"count": [len(smiles)] * n_tasks, "mean": [0.0] * n_tasks, "std": [1.0] * n_tasks}}
     data = ModelData(tasks=[t.to_dict() for t in tasks], label_widths=widths, atom_dim=batches[0].x.shape[1],
                      bond_dim=13, label_stats=stats, featurizer=FeaturizerConfig().model_dump(mode="json"))  # fmt: skip
+    return tasks, data, batches
+
+
+def task_module(tasks, data, batches, seed: int = 0, width: int = 128, head_width: int = 64) -> MultiTaskModule:
+    """A freshly initialised (``seed``) GINE ``width`` × 4 ``MultiTaskModule`` with ``head_width``-wide heads."""
     cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
                     model=ModelConfig(layer="gine", hidden_dim=width, head_hidden_dim=head_width, num_layers=4))  # fmt: skip
     torch.manual_seed(seed)
     net = build_network(cfg.model, data).model
-    module = MultiTaskModule(net, tasks, stats, TrainConfig(), steps_per_epoch=len(batches))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    return module, optimizer, batches
+    return MultiTaskModule(net, tasks, data.label_stats, TrainConfig(), steps_per_epoch=len(batches))
+
+
+def setup(smiles: list[str], n_tasks: int, kind: str, batch_size: int, seed: int = 0):
+    """(module, optimizer, batches) for ``n_tasks`` graph-level tasks of ``kind`` (GINE 128×4)."""
+    tasks, data, batches = task_batches(smiles, n_tasks, kind, batch_size, seed)
+    module = task_module(tasks, data, batches, seed)
+    return module, torch.optim.AdamW(module.net.parameters(), lr=1e-3), batches
 
 
 def graphs_per_s(module, optimizer, batches, steps: int) -> float:

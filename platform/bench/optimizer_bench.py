@@ -32,46 +32,48 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from many_tasks_bench import molecules, setup  # noqa: E402  (batches and a MultiTaskModule, as that bench builds them)
+from many_tasks_bench import molecules, task_batches, task_module  # noqa: E402  (as that bench builds them)
 
 from graphium_ray.config import TrainConfig  # noqa: E402
 from graphium_ray.train.optim import build_optimizer  # noqa: E402
 
 
-def make(width: int, smiles: list[str], batch_size: int, fused: bool):
-    module, _, batches = setup(smiles, 1, "regression", batch_size, width=width, head_width=width)
+def make(width: int, prepared, fused: bool):
+    """(module, optimizer, batches): the same initial GINE ``width`` × 4 every call, on ``prepared``
+    = :func:`task_batches`'s (tasks, data, batches), with fused AdamW or torch's per-tensor loop."""
+    tasks, data, batches = prepared
+    module = task_module(tasks, data, batches, width=width, head_width=width)
     train = TrainConfig(lr=1e-3)
     optimizer = build_optimizer(module.net, train) if fused else torch.optim.AdamW(
         module.net.parameters(), lr=1e-3, weight_decay=train.weight_decay, foreach=False)  # fmt: skip
     return module, optimizer, batches
 
 
-def train_steps(module, optimizer, batches, steps: int, clip: float = 5.0) -> float:
-    """graphs/s over ``steps`` full training steps (after 3 untimed ones)."""
-    def step(i: int) -> None:
-        module.training_step(batches[i % len(batches)], i).backward()
-        torch.nn.utils.clip_grad_norm_(module.net.parameters(), clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+def train_step(module, optimizer, batches, i: int, clip: float = 5.0) -> None:
+    """One full step on batch ``i`` (cycling): loss, backward, clipping, AdamW, zero_grad."""
+    module.training_step(batches[i % len(batches)], i).backward()
+    torch.nn.utils.clip_grad_norm_(module.net.parameters(), clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
+
+def train_steps(module, optimizer, batches, steps: int) -> float:
+    """graphs/s over ``steps`` full training steps (after 3 untimed ones)."""
     for i in range(3):
-        step(i)
+        train_step(module, optimizer, batches, i)
     start = time.perf_counter()
     for i in range(steps):
-        step(i)
+        train_step(module, optimizer, batches, i)
     return steps * batches[0].num_graphs / (time.perf_counter() - start)
 
 
-def param_divergence(width: int, smiles: list[str], batch_size: int, checkpoints=(1, 5, 20, 60)) -> dict[int, float]:
+def param_divergence(width: int, prepared, checkpoints=(1, 5, 20, 60)) -> dict[int, float]:
     """max |θ_fused − θ_loop| / max |θ_loop| after each number of training steps in ``checkpoints``."""
-    runs = [make(width, smiles, batch_size, fused) for fused in (False, True)]
+    runs = [make(width, prepared, fused) for fused in (False, True)]
     out = {}
     for i in range(max(checkpoints)):
-        for module, optimizer, batches in runs:
-            module.training_step(batches[i % len(batches)], i).backward()
-            torch.nn.utils.clip_grad_norm_(module.net.parameters(), 5.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+        for run in runs:
+            train_step(*run, i)
         if i + 1 in checkpoints:
             with torch.no_grad():
                 loop, fused = (dict(r[0].net.named_parameters()) for r in runs)
@@ -101,14 +103,16 @@ def main() -> None:
     smiles, source = molecules(args.molecules)
     result: dict = {"source": source, "molecules": len(smiles), "batch_size": args.batch_size, "threads": 1,
                     "torch": torch.__version__, "widths": {}}  # fmt: skip
+    prepared = task_batches(smiles, 1, "regression", args.batch_size)  # featurized once, for every model
     for width in args.widths:
         rates: dict[str, list[float]] = {"per_tensor_loop": [], "fused": []}
         ms: dict[str, list[float]] = {"per_tensor_loop": [], "fused": []}
         for _ in range(args.rounds):
             for name, fused in (("per_tensor_loop", False), ("fused", True)):
-                rates[name].append(train_steps(*make(width, smiles, args.batch_size, fused), args.steps))
-                ms[name].append(step_ms(make(width, smiles, args.batch_size, fused)[1]))
-        params = sum(p.numel() for p in make(width, smiles, args.batch_size, True)[0].net.parameters())
+                module, optimizer, batches = make(width, prepared, fused)
+                rates[name].append(train_steps(module, optimizer, batches, args.steps))
+                ms[name].append(step_ms(make(width, prepared, fused)[1]))
+        params = sum(p.numel() for p in module.net.parameters())
         result["widths"][width] = {
             "parameters": params,
             "graphs_per_s": {k: {"median": round(statistics.median(v)), "min": round(min(v)), "max": round(max(v))}
@@ -116,7 +120,7 @@ def main() -> None:
             "ratio_fused_vs_loop_median": round(float(np.median(np.array(rates["fused"]) / np.array(rates["per_tensor_loop"]))), 3),
             "ratio_per_round": [round(f / p, 3) for f, p in zip(rates["fused"], rates["per_tensor_loop"], strict=True)],
             "step_ms_median": {k: round(statistics.median(v), 3) for k, v in ms.items()},
-            "max_rel_param_diff_after": param_divergence(width, smiles, args.batch_size),
+            "max_rel_param_diff_after": param_divergence(width, prepared),
         }  # fmt: skip
         print(json.dumps({width: result["widths"][width]}), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=1))
