@@ -16,6 +16,8 @@ featurizer, new heads, ``finetune.*`` as set), so fine-tuning is chosen on valid
 
     python platform/bench/recipe_search.py --checkpoint builtin:graphium-ray-moses-qm9 --datasets lipophilicity \
         --variant base= --variant bb01=finetune.backbone_lr_ratio=0.1
+``tox21_qm9`` (Tox21 next to the 19 ToyMix QM9 targets of ``--qm9`` qm9pack molecules, as in
+``vs_chemprop.py``) reports Tox21's mean validation AUROC (the QM9 tasks have none).
 Results are appended to ``<output>/recipe_search.jsonl`` (one line per variant, dataset, seed).
 """
 
@@ -103,7 +105,7 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
     sel = cfg.train.select
     values = np.array([np.nan if (v := metric_value(h, sel.metric)) is None else v for h in history])
     best = int(np.nanargmin(values) if sel.mode == "min" else np.nanargmax(values))
-    return {**history[best], "last": history[-1]}
+    return {**history[best], "last": history[-1], "history": history}
 
 
 def main() -> None:
@@ -113,6 +115,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--variant", action="append", required=True, help="NAME=override[;override...]")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--qm9", type=int, default=20000, help="QM9 molecules for tox21_qm9 (vs_chemprop.py's default)")
     p.add_argument("--checkpoint", default=None, help="search fine-tuning settings from this pretrained checkpoint")
     p.add_argument("--finetune-epochs", type=int, default=30, help="with --checkpoint (pretrain_transfer.py's default)")
     args = p.parse_args()
@@ -127,11 +130,16 @@ def main() -> None:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     out = Path(args.output)
     log = out / "recipe_search.jsonl"
+    qm9_path = None
+    if "tox21_qm9" in args.datasets:
+        from graphium_ray.data.builtin import build_qm9_toymix
+
+        qm9_path = Path(build_qm9_toymix(str(out / "qm9"), args.qm9))
     for variant in args.variant:
         name, _, spec = variant.partition("=")
         overrides = [o for o in spec.split(";") if o]
         for dataset in args.datasets:
-            metric, _ = val_metric_name(DATASETS[dataset]["kind"])
+            metric, _ = val_metric_name(DATASETS["tox21" if dataset == "tox21_qm9" else dataset]["kind"])
             for seed in args.seeds:
                 pretrained = None
                 if args.checkpoint:
@@ -139,7 +147,7 @@ def main() -> None:
                     raw = downstream_config(dataset, seed, out, work, "finetuned", args.finetune_epochs)
                     cfg, pretrained = finetune_run_config(validate(apply_overrides(raw, overrides), dataset), args.checkpoint)
                 else:
-                    cfg = validate(apply_overrides(graphium_config(dataset, seed, out, None), overrides), dataset)
+                    cfg = validate(apply_overrides(graphium_config(dataset, seed, out, qm9_path), overrides), dataset)
                 prepared = prepare(cfg.data)
                 started = time.time()
                 best = train_one(cfg, prepared, args.threads, pretrained)
@@ -148,7 +156,10 @@ def main() -> None:
                 row = {"variant": name, "overrides": overrides, "checkpoint": args.checkpoint, "dataset": dataset, "seed": seed,
                        "epoch": best["epoch"], "val_loss": best["val_loss"], f"val_{metric}": float(np.mean(task_metrics)),
                        f"last_val_{metric}": float(np.mean(last_metrics)), "last_val_loss": best["last"]["val_loss"],
-                       "seconds": round(time.time() - started, 1)}  # fmt: skip
+                       "seconds": round(time.time() - started, 1),
+                       # every epoch's (validation loss, mean metric): other selection rules, read from the same run
+                       "curve": [[round(h["val_loss"], 5), round(float(np.mean([m[metric] for m in h["val"].values() if metric in m])), 5)]
+                                 for h in best["history"]]}  # fmt: skip
                 with open(log, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
