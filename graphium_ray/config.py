@@ -237,7 +237,8 @@ class StaticShapeConfig(StrictModel):
 
 class SelectConfig(StrictModel):
     """Which epoch's weights are kept: the best on a validation metric (``val/loss`` or e.g.
-    ``val/tox21/NR-AR/auroc``, or ``val/mean/auroc``: the mean of a metric over all tasks that have it)."""
+    ``val/tox21/NR-AR/auroc``, or ``val/mean/auroc``: the mean of a metric over all tasks that have it,
+    or one dataset's ``val/tox21/loss`` / ``val/tox21/mean/auroc`` in a mix)."""
 
     metric: str = "val/loss"
     mode: Literal["min", "max"] = "min"

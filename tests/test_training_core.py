@@ -25,7 +25,7 @@ from graphium_ray.tasks import TaskSpec
 from graphium_ray.train.losses import multitask_loss
 from graphium_ray.train.module import MultiTaskModule
 from graphium_ray.train.schedule import lr_multiplier
-from graphium_ray.train.selection import check_selectable, improved, metric_value
+from graphium_ray.train.selection import check_selectable, epoch_metrics, improved, metric_value
 
 BINARY = TaskSpec("d", "active", "graph", "binary", "bce", ("auroc",), False)
 REGRESSION = TaskSpec("d", "logp", "graph", "regression", "mse", ("mae",), True)
@@ -99,6 +99,54 @@ def test_selection_reads_loss_task_and_mean_metrics():
         check_selectable("val/d/active/mae", [BINARY])
     with pytest.raises(Exception, match="validation metrics only"):
         TrainConfig(select={"metric": "test/d/active/auroc"})
+
+
+def test_one_dataset_of_a_mix_is_selectable_by_its_loss_and_mean_metrics():
+    """``val/<dataset>/loss`` and ``val/<dataset>/mean/<metric>``: Tox21 next to QM9 selected on Tox21."""
+    record = {"val_loss": 0.4, "val_dataset_loss": {"tox21": 0.3, "qm9": 0.5},
+              "val": {"tox21/x": {"auroc": 0.8, "n": 5}, "tox21/y": {"auroc": 0.6, "n": 5},
+                      "pcba/z": {"auroc": 0.9, "n": 5}, "qm9/mean": {"mae": 0.2, "n": 5}}}  # fmt: skip
+    assert metric_value(record, "val/tox21/loss") == 0.3 and metric_value(record, "val/qm9/loss") == 0.5
+    assert metric_value(record, "val/tox21/mean/auroc") == pytest.approx(0.7)  # PCBA left out
+    assert metric_value(record, "val/mean/auroc") == pytest.approx(0.7667, abs=1e-4)  # every dataset
+    assert metric_value(record, "val/qm9/mean/mae") == 0.2  # a task whose column is "mean" keeps its name
+    assert metric_value(record, "val/zinc/loss") is None
+    flat = epoch_metrics({**record, "epoch": 1, "train_loss": 0.1, "lr": 1e-3, "graphs_per_s": 1.0})
+    assert flat["val/tox21/loss"] == 0.3 and flat["val/tox21/mean/auroc"] == pytest.approx(0.7)
+    assert flat["val/pcba/mean/auroc"] == 0.9 and flat["val/qm9/mean/mae"] == 0.2
+    regression = TaskSpec("qm9", "gap", "graph", "regression", "mse", ("mae",), True)
+    for name in ("val/d/loss", "val/d/mean/auroc", "val/qm9/loss", "val/qm9/mean/mae"):
+        check_selectable(name, [BINARY, regression])
+    with pytest.raises(ConfigError, match="not a validation metric"):
+        check_selectable("val/qm9/mean/auroc", [BINARY, regression])
+
+
+def test_validation_loss_per_dataset_is_the_weighted_mean_of_its_tasks_losses():
+    """Against NumPy: per task the masked MSE on normalized labels / the BCE; per dataset their
+    weighted mean; the total is the weighted mean over every task with labels."""
+    from sklearn.metrics import log_loss
+
+    from graphium_ray.outputs import LabelNormalizer
+    from graphium_ray.train.module import validation_loss
+
+    tasks = [TaskSpec("a", "r", "graph", "regression", "mse", ("mae",), True, weight=2.0),
+             TaskSpec("a", "b", "graph", "binary", "bce", ("auroc",), False, weight=1.0),
+             TaskSpec("q", "s", "graph", "regression", "mse", ("mae",), True, weight=0.5)]  # fmt: skip
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.normal(3, 2, 40), rng.integers(0, 2, 40).astype(float), rng.normal(-1, 0.5, 40)], 1)
+    y[:20, 2] = np.nan  # dataset q labels only the last 20 molecules, a the first 30
+    y[30:, :2] = np.nan
+    pred = rng.normal(0, 1, (40, 3)).astype(np.float32)
+    stats = {"graph": {"mean": [3.0, 0.0, -1.0], "std": [2.0, 1.0, 0.5]}}
+    total, per_dataset = validation_loss({"graph": tasks}, LabelNormalizer(tasks, stats),
+                                         {"graph": {"pred": pred, "y": y.astype(np.float32)}})  # fmt: skip
+    p64 = pred.astype(np.float64)
+    mse_r = np.mean((p64[:30, 0] - (y[:30, 0] - 3) / 2) ** 2)
+    bce_b = log_loss(y[:30, 1], 1 / (1 + np.exp(-p64[:30, 1])), labels=[0, 1])
+    mse_s = np.mean((p64[20:, 2] - (y[20:, 2] + 1) / 0.5) ** 2)
+    assert per_dataset["a"] == pytest.approx((2 * mse_r + bce_b) / 3, rel=1e-5)
+    assert per_dataset["q"] == pytest.approx(mse_s, rel=1e-5)
+    assert total == pytest.approx((2 * mse_r + bce_b + 0.5 * mse_s) / 3.5, rel=1e-5)
 
 
 class Batches:

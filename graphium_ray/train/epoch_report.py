@@ -47,9 +47,10 @@ class EpochReport(pl.Callback):
         seconds = time.time() - self._started
         parts = gather_objects(module.train_loss_sum())
         loss_sum, graphs = sum(p[0] for p in parts), sum(p[1] for p in parts)
-        val = module.val_result or {"loss": None, "metrics": {}}
+        val = module.val_result or {"loss": None, "dataset_loss": {}, "metrics": {}}
         record = {"epoch": module.global_epoch + 1, "train_loss": loss_sum / max(graphs, 1),
-                  "val_loss": val["loss"], "val": val["metrics"], "lr": current_lr(trainer),
+                  "val_loss": val["loss"], "val_dataset_loss": val["dataset_loss"], "val": val["metrics"],
+                  "lr": current_lr(trainer),
                   "graphs_per_s": graphs / max(seconds, 1e-9), "epoch_seconds": seconds}  # fmt: skip
         self._select(record, module)
         self.state["history"].append(record)

@@ -38,13 +38,21 @@ def gather_objects(obj) -> list:
     return [obj]
 
 
-def validation_loss(level_tasks: dict[str, list[TaskSpec]], normalizer: LabelNormalizer, preds: dict) -> float:
-    """The training objective (masked, weighted task mean) over a whole gathered split."""
+def validation_loss(level_tasks: dict[str, list[TaskSpec]], normalizer: LabelNormalizer,
+                    preds: dict) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """The training objective (masked, weighted task mean) over a whole gathered split, and per
+    dataset the same objective over that dataset's tasks only: L_d = Σ_{t∈d} w_t L_t / Σ_{t∈d} w_t
+    over its tasks with labels (what a mix is selected on when one dataset is the goal)."""
     outputs = {lvl: torch.from_numpy(p["pred"]).float() for lvl, p in preds.items()}
     targets = {lvl: normalizer.normalize(lvl, torch.from_numpy(p["y"]).float()) for lvl, p in preds.items()}
     present = {lvl: tasks for lvl, tasks in level_tasks.items() if lvl in preds}
-    loss, _ = multitask_loss(present, outputs, targets, per_task=False)
-    return float(loss)
+    loss, per_task = multitask_loss(present, outputs, targets, per_task=True)
+    sums: dict[str, list[float]] = {}
+    for task in (t for tasks in present.values() for t in tasks if t.name in per_task):
+        acc = sums.setdefault(task.dataset, [0.0, 0.0])
+        acc[0] += task.weight * per_task[task.name]
+        acc[1] += task.weight
+    return float(loss), {dataset: total / weight for dataset, (total, weight) in sums.items()}
 
 
 class MultiTaskModule(pl.LightningModule):
@@ -148,10 +156,9 @@ class MultiTaskModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         preds = merge_predictions(self._val_parts)
         gathered = merge_predictions(gather_objects(preds))
-        self.val_result = {
-            "loss": validation_loss(self.level_tasks, self.normalizer, gathered) if gathered else None,
-            "metrics": compute_metrics(self.tasks, self.normalizer, gathered),
-        }
+        loss, dataset_loss = validation_loss(self.level_tasks, self.normalizer, gathered) if gathered else (None, {})
+        self.val_result = {"loss": loss, "dataset_loss": dataset_loss,
+                           "metrics": compute_metrics(self.tasks, self.normalizer, gathered)}  # fmt: skip
         self._val_parts = []
         if self._raw is not None:
             self.net.load_state_dict(self._raw)

@@ -2,7 +2,10 @@
 
 Names: ``val/loss`` (the training objective on the whole validation split, normalized units),
 ``val/<dataset>/<column>/<metric>`` (one task, real units) and ``val/mean/<metric>`` (the mean of
-a metric over every task that reports it, e.g. ``val/mean/auroc`` over the 12 Tox21 assays).
+a metric over every task that reports it, e.g. ``val/mean/auroc`` over the 12 Tox21 assays). In a
+mix, one dataset's: ``val/<dataset>/loss`` (the objective over that dataset's tasks only) and
+``val/<dataset>/mean/<metric>`` (the mean over its tasks), e.g. ``val/tox21/mean/auroc`` next to
+QM9 or PCBA. (A task whose column is named ``mean`` keeps its own name.)
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ def selectable_metrics(tasks: list[TaskSpec]) -> list[str]:
     names = ["val/loss"]
     for metric in dict.fromkeys(m for t in tasks for m in t.metrics):
         names.append(f"val/mean/{metric}")
+    for dataset in dict.fromkeys(t.dataset for t in tasks):
+        names.append(f"val/{dataset}/loss")
+        names += [f"val/{dataset}/mean/{m}" for m in dict.fromkeys(m for t in tasks if t.dataset == dataset for m in t.metrics)]
     names += [f"val/{t.name}/{m}" for t in tasks for m in t.metrics]
     return names
 
@@ -38,10 +44,12 @@ def check_selectable(metric: str, tasks: list[TaskSpec], field: str = "train.sel
         raise ConfigError(f"{field}: '{metric}' is not a validation metric of these tasks; choose one of {shown}")
 
 
-def mean_metrics(metrics: dict[str, dict]) -> dict[str, float]:
-    """{metric: mean over tasks where it is defined}."""
+def mean_metrics(metrics: dict[str, dict], dataset: str | None = None) -> dict[str, float]:
+    """{metric: mean over tasks where it is defined} (over ``dataset``'s tasks only when given)."""
     values: dict[str, list[float]] = {}
-    for task_values in metrics.values():
+    for task, task_values in metrics.items():
+        if dataset is not None and task.split("/", 1)[0] != dataset:
+            continue
         for name, value in task_values.items():
             if name != "n" and value is not None:
                 values.setdefault(name, []).append(float(value))
@@ -55,7 +63,11 @@ def metric_value(record: dict, metric: str) -> float | None:
         return record.get("val_loss")
     if parts[1] == "mean":
         return mean_metrics(record["val"]).get(parts[2])
+    if len(parts) == 3 and parts[2] == "loss":
+        return record.get("val_dataset_loss", {}).get(parts[1])
     task, name = "/".join(parts[1:-1]), parts[-1]
+    if len(parts) == 4 and parts[2] == "mean" and task not in record["val"]:
+        return mean_metrics(record["val"], dataset=parts[1]).get(name)
     return record["val"].get(task, {}).get(name)
 
 
@@ -75,4 +87,9 @@ def epoch_metrics(record: dict) -> dict[str, float]:
     if record.get("val_loss") is not None:
         out["val/loss"] = record["val_loss"]
     out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
+    for dataset, loss in record.get("val_dataset_loss", {}).items():
+        out[f"val/{dataset}/loss"] = loss
+    for dataset in dict.fromkeys(task.split("/", 1)[0] for task in record["val"]):
+        means = mean_metrics(record["val"], dataset=dataset)
+        out.update({f"val/{dataset}/mean/{k}": v for k, v in means.items() if f"{dataset}/mean" not in record["val"]})
     return out
