@@ -92,6 +92,13 @@ class DatasetConfig(StrictModel):
     split_file: str | None = None  # Graphium format: columns train,val,test of row indices
     atom_mapped: bool = False  # SMILES carry atom-map numbers that define the atom order
 
+    @field_validator("name")
+    @classmethod
+    def _not_a_metric_prefix(cls, v: str) -> str:
+        if v in ("mean", "loss"):  # val/mean/<metric> and val/loss name every dataset's tasks
+            raise ValueError(f"'{v}' is reserved (validation metrics val/mean/..., val/loss); choose another name")
+        return v
+
     @property
     def paths(self) -> list[str]:
         return [self.path] if isinstance(self.path, str) else list(self.path)

@@ -119,6 +119,8 @@ def test_one_dataset_of_a_mix_is_selectable_by_its_loss_and_mean_metrics():
         check_selectable(name, [BINARY, regression])
     with pytest.raises(ConfigError, match="not a validation metric"):
         check_selectable("val/qm9/mean/auroc", [BINARY, regression])
+    with pytest.raises(Exception, match="'mean' is reserved"):
+        RunConfig(data={"datasets": [{"name": "mean", "path": "-", "tasks": [{"columns": ["x"]}]}]})
 
 
 def test_validation_loss_per_dataset_is_the_weighted_mean_of_its_tasks_losses():
