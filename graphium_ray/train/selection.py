@@ -56,19 +56,25 @@ def mean_metrics(metrics: dict[str, dict], dataset: str | None = None) -> dict[s
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
+def validation_metrics(record: dict) -> dict[str, float]:
+    """Every selectable name of an epoch record (``val_loss``, ``val_dataset_loss``, ``val``) → its
+    value; undefined values are left out. A task's own name wins over a dataset mean spelled the
+    same (a column named ``mean``)."""
+    out = flatten_metrics("val", record["val"])
+    if record.get("val_loss") is not None:
+        out["val/loss"] = record["val_loss"]
+    out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
+    for dataset, loss in record.get("val_dataset_loss", {}).items():
+        out[f"val/{dataset}/loss"] = loss
+    for dataset in dict.fromkeys(task.split("/", 1)[0] for task in record["val"]):
+        for k, v in mean_metrics(record["val"], dataset=dataset).items():
+            out.setdefault(f"val/{dataset}/mean/{k}", v)
+    return out
+
+
 def metric_value(record: dict, metric: str) -> float | None:
-    """The value of a selectable metric name in an epoch record ({"val_loss", "val"}), or None."""
-    parts = metric.split("/")
-    if parts == ["val", "loss"]:
-        return record.get("val_loss")
-    if parts[1] == "mean":
-        return mean_metrics(record["val"]).get(parts[2])
-    if len(parts) == 3 and parts[2] == "loss":
-        return record.get("val_dataset_loss", {}).get(parts[1])
-    task, name = "/".join(parts[1:-1]), parts[-1]
-    if len(parts) == 4 and parts[2] == "mean" and task not in record["val"]:
-        return mean_metrics(record["val"], dataset=parts[1]).get(name)
-    return record["val"].get(task, {}).get(name)
+    """The value of a selectable metric name in an epoch record, or None."""
+    return validation_metrics(record).get(metric)
 
 
 def improved(value: float | None, best: float | None, mode: str) -> bool:
@@ -82,14 +88,5 @@ def improved(value: float | None, best: float | None, mode: str) -> bool:
 
 def epoch_metrics(record: dict) -> dict[str, float]:
     """Flat metrics reported to Ray / Tune / loggers for one epoch record."""
-    out = {"epoch": record["epoch"], "train_loss": record["train_loss"], "lr": record["lr"],
-           "graphs_per_s": record["graphs_per_s"], **flatten_metrics("val", record["val"])}  # fmt: skip
-    if record.get("val_loss") is not None:
-        out["val/loss"] = record["val_loss"]
-    out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
-    for dataset, loss in record.get("val_dataset_loss", {}).items():
-        out[f"val/{dataset}/loss"] = loss
-    for dataset in dict.fromkeys(task.split("/", 1)[0] for task in record["val"]):
-        means = mean_metrics(record["val"], dataset=dataset)
-        out.update({f"val/{dataset}/mean/{k}": v for k, v in means.items() if f"{dataset}/mean" not in record["val"]})
-    return out
+    return {"epoch": record["epoch"], "train_loss": record["train_loss"], "lr": record["lr"],
+            "graphs_per_s": record["graphs_per_s"], **validation_metrics(record)}  # fmt: skip
