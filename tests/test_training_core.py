@@ -202,6 +202,44 @@ def test_lightning_module_trains_and_validates_in_real_units(precision):
                                                          for i in range(b.num_graphs)])  # fmt: skip
 
 
+def test_lean_trainer_trains_exactly_like_lightnings_defaults_and_keeps_hook_names():
+    """lean_trainer_kwargs (no per-hook profiling contexts; the module stores Lightning's hook name
+    directly): the same weights and validation result as a Trainer with Lightning's default profiler,
+    and Lightning still knows which hook runs (``self.log`` in ``training_step`` reaches the trainer)."""
+    from graphium_ray.train.lean_trainer import NoProfiler, lean_trainer_kwargs
+
+    batches, tasks, data = _module_batches()
+    cfg = RunConfig(data={"datasets": [{"name": "d", "path": "-", "tasks": [{"columns": ["x"]}]}]},
+                    model=ModelConfig(hidden_dim=16, num_layers=2, head_hidden_dim=16), train=TrainConfig(epochs=3))
+    hook_names = []
+
+    class Logging(MultiTaskModule):
+        def training_step(self, batch, batch_idx):
+            hook_names.append(self._current_fx_name)
+            loss = super().training_step(batch, batch_idx)
+            self.log("step_loss", loss, on_step=True, on_epoch=False, batch_size=batch.num_graphs)
+            return loss
+
+    def fit(kwargs: dict) -> tuple[dict, dict, pl.Trainer]:
+        torch.manual_seed(0)
+        module = Logging(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=cfg.train.epochs, **kwargs)
+        trainer.fit(module, train_dataloaders=Batches(batches), val_dataloaders=Batches(batches[:1]))
+        assert module._current_fx_name is None  # restored after fit, as Lightning leaves it
+        return module.net.state_dict(), module.val_result, trainer
+
+    plain_kwargs = {k: v for k, v in lean_trainer_kwargs().items() if k != "profiler"}
+    weights, val, trainer = fit(plain_kwargs)
+    assert not isinstance(trainer.profiler, NoProfiler)
+    lean_weights, lean_val, lean = fit(lean_trainer_kwargs())
+    assert isinstance(lean.profiler, NoProfiler)
+    assert set(hook_names) == {"training_step"} and len(hook_names) == 2 * cfg.train.epochs * len(batches)
+    assert "step_loss" in lean.callback_metrics and torch.isfinite(lean.callback_metrics["step_loss"])
+    for name, value in weights.items():
+        assert torch.equal(value, lean_weights[name]), name
+    assert val["loss"] == lean_val["loss"] and val["metrics"] == lean_val["metrics"]
+
+
 def test_finetune_backbone_lr_is_zero_while_frozen_then_a_fraction_of_the_heads():
     """finetune.freeze_backbone_epochs / backbone_lr_ratio: every backbone group's lr is 0 in the
     frozen epochs, then ratio × the heads' scheduled lr; the heads follow the schedule throughout."""

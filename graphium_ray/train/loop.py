@@ -44,6 +44,7 @@ from graphium_ray.train.entry import process_start_unix, read_kept_train_split
 from graphium_ray.train.epoch_report import EpochReport
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
 from graphium_ray.train.finetune import load_pretrained
+from graphium_ray.train.lean_trainer import lean_trainer_kwargs
 from graphium_ray.train.memory_budget import fits_in_memory
 from graphium_ray.train.module import MultiTaskModule, gather_objects
 from graphium_ray.train.predictions import predictions_table
@@ -139,9 +140,8 @@ def _fit(cfg: RunConfig, data: Manifest, module: MultiTaskModule, state: dict, b
         callbacks.insert(0, StepProgress(module.steps_per_epoch, cfg.train.epochs))
     trainer = pl.Trainer(
         **lightning_trainer_kwargs(cfg.train), max_epochs=cfg.train.epochs - state["epoch"],
-        callbacks=callbacks, gradient_clip_val=cfg.train.grad_clip,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, use_distributed_sampler=False, deterministic=False,
+        callbacks=callbacks, gradient_clip_val=cfg.train.grad_clip, **lean_trainer_kwargs(),
+        use_distributed_sampler=False, deterministic=False,
     )  # fmt: skip
     if cfg.train.accelerator != "ipu":
         trainer = ray.train.lightning.prepare_trainer(trainer)

@@ -22,6 +22,7 @@ from graphium_ray.config import TrainConfig
 from graphium_ray.outputs import LabelNormalizer
 from graphium_ray.tasks import TaskSpec, tasks_at
 from graphium_ray.train.evaluate import collect_batch, compute_metrics, merge_predictions
+from graphium_ray.train.lean_trainer import HOOK_NAME_ATTRIBUTE
 from graphium_ray.train.losses import MultiTaskLoss, multitask_loss
 from graphium_ray.train.optim import build_optimizer
 from graphium_ray.train.schedule import lr_multiplier
@@ -87,6 +88,12 @@ class MultiTaskModule(pl.LightningModule):
         self._graphs = 0
         self.ema: dict[str, torch.Tensor] | None = None  # averaged weights (train.ema_decay), by state-dict name
         self._raw: dict[str, torch.Tensor] | None = None  # the trained weights while the average is swapped in
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == HOOK_NAME_ATTRIBUTE:  # a plain string Lightning sets around every hook: skip nn.Module's checks
+            object.__setattr__(self, name, value)
+            return
+        super().__setattr__(name, value)
 
     @property
     def global_epoch(self) -> int:

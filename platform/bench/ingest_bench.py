@@ -119,6 +119,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
     Lightning ``Trainer`` fitting :class:`MultiTaskModule`, alternating, ``repeats`` times each."""
     import lightning.pytorch as pl
 
+    from graphium_ray.train.lean_trainer import lean_trainer_kwargs
     from graphium_ray.train.module import MultiTaskModule
 
     data = prepared.manifest
@@ -166,8 +167,7 @@ def lightning_overhead(cfg, prepared, epochs: int, repeats: int = 3) -> dict:
         module = MultiTaskModule(build_network(cfg.model, data).model, tasks, data.label_stats, cfg.train, len(batches))
         timer = TrainingTime()
         trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=epochs, gradient_clip_val=cfg.train.grad_clip,
-                             logger=False, enable_checkpointing=False, enable_progress_bar=False, callbacks=[timer],
-                             enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0)  # fmt: skip
+                             callbacks=[timer], limit_val_batches=0, **lean_trainer_kwargs())  # fmt: skip
         start = time.perf_counter()
         trainer.fit(module, train_dataloaders=Batches())
         return graphs / timer.seconds, graphs / (time.perf_counter() - start)

@@ -56,6 +56,7 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
     from graphium_ray.data.collate_fn import GraphCollate
     from graphium_ray.nn.build import build_network
     from graphium_ray.train.finetune import load_pretrained
+    from graphium_ray.train.lean_trainer import lean_trainer_kwargs
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
     from graphium_ray.train.selection import metric_value
@@ -97,10 +98,8 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
             r = pl_module.val_result
             history.append({"epoch": pl_module.current_epoch + 1, "val_loss": r["loss"], "val": r["metrics"]})
 
-    trainer = pl.Trainer(max_epochs=cfg.train.epochs, accelerator="cpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, gradient_clip_val=cfg.train.grad_clip, callbacks=[Record()],
-                         precision=cfg.train.precision)  # fmt: skip
+    trainer = pl.Trainer(max_epochs=cfg.train.epochs, accelerator="cpu", devices=1, gradient_clip_val=cfg.train.grad_clip,
+                         callbacks=[Record()], precision=cfg.train.precision, **lean_trainer_kwargs())  # fmt: skip
     trainer.fit(module, train_dataloaders=Train(), val_dataloaders=Val())
     sel = cfg.train.select
     values = np.array([np.nan if (v := metric_value(h, sel.metric)) is None else v for h in history])
