@@ -20,6 +20,18 @@ LAYER_CONFIGS = [  # all seven layers; virtual node, batch norm, PE concat, edge
 ]  # fmt: skip
 
 
+def _wrapper_recorder(seen: list):
+    """A callback recording the class of the model the strategy trains (Lightning unwraps DDP when
+    ``fit`` ends, so it is read while training)."""
+    import lightning.pytorch as pl
+
+    class Recorder(pl.Callback):
+        def on_train_start(self, trainer, module):
+            seen.append(type(trainer.strategy.model).__name__)
+
+    return Recorder()
+
+
 def _every_layer_one_epoch(config: dict) -> None:
     """Ray Train worker: for each model config, one epoch of the real LightningModule with Ray's DDP
     strategy on this worker's shard (DDP with find_unused_parameters=False fails on any parameter
@@ -49,9 +61,11 @@ def _every_layer_one_epoch(config: dict) -> None:
         torch.manual_seed(0)
         net = build_network(cfg.model, data).model
         module = MultiTaskModule(net, tasks, data.label_stats, cfg.train, 4)
+        wrapper = []
         trainer = pl.Trainer(**lightning_trainer_kwargs(cfg.train), max_epochs=1, logger=False,
                              enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                             num_sanity_val_steps=0, use_distributed_sampler=False, limit_val_batches=0)  # fmt: skip
+                             num_sanity_val_steps=0, use_distributed_sampler=False, limit_val_batches=0,
+                             callbacks=[_wrapper_recorder(wrapper)])  # fmt: skip
         trainer = ray.train.lightning.prepare_trainer(trainer)
         before = {k: v.clone() for k, v in net.state_dict().items()}
         batches = batches or _train_batches(cfg, data, config, module, worker, torch.device("cpu"))  # read once, reused
@@ -59,7 +73,8 @@ def _every_layer_one_epoch(config: dict) -> None:
         trainer.fit(module, train_dataloaders=batches)
         changed = [k for k, v in net.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
         unchanged = [n for n, p in net.named_parameters() if torch.equal(p.detach(), before[n])]
-        trained[json.dumps(model)] = {"steps": trainer.global_step, "changed": len(changed), "frozen": unchanged}
+        trained[json.dumps(model)] = {"steps": trainer.global_step, "changed": len(changed), "frozen": unchanged,
+                                      "wrapper": wrapper[0]}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:  # Ray Train V2 keeps the metrics that come with a checkpoint
         checkpoint = None
         if worker[0] == 0:
@@ -101,6 +116,75 @@ def test_every_layer_trains_with_two_ddp_workers(ray_cluster, prepared_with_pe, 
     assert len(steps) == 1 and steps.pop() >= 4  # every config: the same number of global steps
     for model, outcome in trained.items():
         assert outcome["frozen"] == [], (model, outcome["frozen"])  # every parameter was updated
+        assert outcome["wrapper"] == "DistributedDataParallel", (model, outcome["wrapper"])
+
+
+def _one_worker_with_and_without_ddp(config: dict) -> None:
+    """Ray Train worker (a group of one): the same two epochs fitted with graphium-ray's strategy
+    (no DDP wrapper on a single worker) and with Ray's plain ``RayDDPStrategy`` (DDP over a group of
+    one); reports each run's wrapper and whether every weight came out identical."""
+    import tempfile
+    from pathlib import Path
+
+    import lightning.pytorch as pl
+    import ray.train
+    import ray.train.lightning
+    import torch
+
+    from graphium_ray.config import RunConfig
+    from graphium_ray.nn.build import build_network
+    from graphium_ray.train.devices import lightning_trainer_kwargs
+    from graphium_ray.train.lean_trainer import lean_trainer_kwargs
+    from graphium_ray.train.loop import _train_batches
+    from graphium_ray.train.module import MultiTaskModule
+
+    data = config["data"]
+    cfg = RunConfig.model_validate({**config["run"], "model": {"hidden_dim": 16, "num_layers": 2, "head_hidden_dim": 16}})
+    ctx = ray.train.get_context()
+    weights, wrappers = [], []
+    for plain_ddp in (False, True):
+        torch.manual_seed(0)
+        module = MultiTaskModule(build_network(cfg.model, data).model, data.task_specs, data.label_stats, cfg.train, 4)
+        kwargs = lightning_trainer_kwargs(cfg.train)
+        if plain_ddp:
+            kwargs["strategy"] = ray.train.lightning.RayDDPStrategy(find_unused_parameters=False)
+        trainer = pl.Trainer(**kwargs, **lean_trainer_kwargs(), max_epochs=2, use_distributed_sampler=False,
+                             limit_val_batches=0, callbacks=[_wrapper_recorder(wrappers)])  # fmt: skip
+        trainer = ray.train.lightning.prepare_trainer(trainer)
+        batches = _train_batches(cfg, data, config, module, (ctx.get_world_rank(), ctx.get_world_size()),
+                                 torch.device("cpu"))  # fmt: skip
+        trainer.fit(module, train_dataloaders=batches)
+        weights.append(module.net.state_dict())
+    same = all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    with tempfile.TemporaryDirectory() as tmp:  # Ray Train V2 keeps the metrics that come with a checkpoint
+        (Path(tmp) / "outcome.json").write_text(json.dumps({"wrappers": wrappers, "same_weights": same,
+                                                             "steps": trainer.global_step}))  # fmt: skip
+        ray.train.report({}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def test_one_worker_trains_without_the_ddp_wrapper_to_the_same_weights(ray_cluster, prepared_with_pe, tmp_path):
+    """On a single worker DDP averages nothing: graphium-ray's strategy leaves the model unwrapped
+    (DDP's per-step hooks and all-reduce cost ~15 % of a small run's speed, BENCHMARKS.md) and gives
+    bit-identical weights to Ray's DDP strategy."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from graphium_ray.train.driver import train_split_bytes
+
+    raw, prepared = prepared_with_pe
+    trainer = TorchTrainer(
+        _one_worker_with_and_without_ddp,
+        train_loop_config={"run": raw, "data": prepared.manifest, "train_bytes": train_split_bytes(prepared),
+                           "featurized_dir": str(prepared.featurized_dir)},
+        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 0.45}),
+        run_config=ray.train.RunConfig(name="one_worker", storage_path=str(tmp_path)),
+    )  # fmt: skip
+    result = trainer.fit()
+    assert result.error is None, result.error
+    with result.checkpoint.as_directory() as d:
+        outcome = json.loads((Path(d) / "outcome.json").read_text())
+    assert outcome["wrappers"] == ["MultiTaskModule", "DistributedDataParallel"], outcome
+    assert outcome["steps"] >= 4 and outcome["same_weights"] is True, outcome
 
 
 def _train(cfg_path, out, *extra):

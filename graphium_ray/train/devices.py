@@ -74,7 +74,7 @@ LIGHTNING_GRAPHCORE_HELP = (
 def lightning_trainer_kwargs(train: TrainConfig) -> dict:
     """Accelerator, strategy, cluster environment and precision of the Lightning ``Trainer`` that
     runs inside a Ray Train worker. CPU / GPU: Ray's DDP strategy and environment (one device per
-    worker; Ray Train set up the process group). IPU: ``lightning_graphcore.IPUStrategy`` (PopTorch
+    worker; Ray Train set up the process group; no DDP wrapper on a single worker: :mod:`.strategy`). IPU: ``lightning_graphcore.IPUStrategy`` (PopTorch
     compiles forward, backward and the optimizer step of ``configure_optimizers``: every parameter
     group, weight decay and gradient clipping reach the IPU)."""
     if train.accelerator == "ipu":
@@ -84,12 +84,14 @@ def lightning_trainer_kwargs(train: TrainConfig) -> dict:
         from lightning_graphcore import IPUAccelerator, IPUStrategy
 
         return {"accelerator": IPUAccelerator(), "devices": 1, "strategy": IPUStrategy(), "precision": train.precision}
-    from ray.train.lightning import RayDDPStrategy, RayLightningEnvironment
+    from ray.train.lightning import RayLightningEnvironment
+
+    from graphium_ray.train.strategy import RayDataParallel
 
     return {
         "accelerator": "gpu" if train.accelerator == "gpu" else "cpu",
         "devices": "auto",
-        "strategy": RayDDPStrategy(find_unused_parameters=False),
+        "strategy": RayDataParallel(find_unused_parameters=False),
         "plugins": [RayLightningEnvironment()],
         "precision": train.precision,
     }
