@@ -203,3 +203,54 @@ def test_throughput_vs_chemprop_runs():
     result = last_json(out.stdout)
     assert set(result["median_graphs_per_s"]) == {"chemprop", "graphium_ray"}
     assert 200_000 < result["parameters"]["chemprop"] < 400_000 and 200_000 < result["parameters"]["graphium_ray"] < 400_000
+
+
+def _your_csv(path: Path) -> Path:
+    """The reference molecules' logP under user-style column names, plus four unusable rows."""
+    import pandas as pd
+
+    from graphium_ray.data.builtin import reference_table
+
+    table = reference_table().to_pandas()
+    good = pd.DataFrame({"SMILES": table["smiles"], "my logP": table["logp"].map(lambda v: f"{v:.3f}")})
+    bad = pd.DataFrame({"SMILES": ["C1CC(", "CCO", "CCN", "CCC"], "my logP": ["1.0", "abc", "inf", ""]})
+    pd.concat([good, bad]).to_csv(path, index=False)
+    return path
+
+
+def test_vs_chemprop_compares_on_your_own_csv(ray_cluster, tmp_path):
+    """--csv: the usable rows go to both tools through one scaffold split; every unusable row is
+    listed with its CSV line, field and reason; graphium-ray is scored on the split's test rows."""
+    import pandas as pd
+
+    csv = _your_csv(tmp_path / "my assay.csv")
+    out = tmp_path / "out"
+    _run_script_main("vs_chemprop.py", ["--csv", str(csv), "--smiles-column", "SMILES", "--targets", "my logP",
+                                        "--kind", "regression", "--tools", "graphium", "--seeds", "0",
+                                        "--set", "train.epochs=2", "--output", str(out)])  # fmt: skip
+    skipped = pd.read_csv(out / "data" / "my_assay_skipped.csv")
+    n_good = len(pd.read_csv(csv)) - 4
+    assert skipped["line"].tolist() == [n_good + 2, n_good + 3, n_good + 4, n_good + 5]
+    assert skipped["field"].tolist() == ["SMILES", "my logP", "my logP", "my logP"]
+    assert [r.split(":")[0] for r in skipped["reason"]] == ["SMILES syntax error", "not a number", "not finite", "no label"]
+    assert len(pd.read_csv(out / "data" / "my_assay.csv")) == n_good
+    split = pd.read_csv(out / "splits" / "my_assay" / "seed0.csv")
+    result = json.loads((out / "results.json").read_text())["my_assay"]["graphium"]["0"]
+    assert result["n_test"] == split["test"].notna().sum() and result["n_without_prediction"] == 0
+    assert 0 < result["mae"] <= result["rmse"]
+    assert "| my_assay | mae |" in (out / "results.md").read_text()
+
+
+def test_vs_chemprop_refuses_a_csv_it_cannot_use(tmp_path):
+    """A missing column names the file, the column and the columns there are; a name that would
+    replace a built-in dataset is refused (no Ray, no training)."""
+    import runpy
+
+    register_csv = runpy.run_path(str(ROOT / "platform/bench/vs_chemprop.py"))["register_csv"]
+    csv = _your_csv(tmp_path / "my assay.csv")
+    with pytest.raises(SystemExit, match=r"my assay\.csv: no column 'logp' \(columns: SMILES, my logP\)"):
+        register_csv(str(csv), "SMILES", ["logp"], "regression", None, tmp_path)
+    with pytest.raises(SystemExit, match="'esol' is taken"):
+        register_csv(str(csv), "SMILES", ["my logP"], "regression", "esol", tmp_path)
+    with pytest.raises(SystemExit, match=r"\d+ usable rows, too few"):  # logP values are not binary labels
+        register_csv(str(csv), "SMILES", ["my logP"], "binary", "as_binary", tmp_path)

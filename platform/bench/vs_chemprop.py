@@ -18,8 +18,16 @@ Both tools' test predictions are scored by the same code (scikit-learn AUROC per
 over tasks; MAE / RMSE), so the numbers compare exactly. Results: ``<output>/results.json`` and a
 Markdown table ``<output>/results.md`` (mean ± std over seeds, the worst seed named).
 
+Your own data (``--csv``): one CSV with a SMILES column and one or more label columns (``--kind
+binary`` or ``regression``; empty cells are missing labels). Rows that RDKit cannot parse, or whose
+label is not a number (or infinite, or a binary label other than 0/1), are left out of both tools'
+data and listed with the reason in ``<output>/data/<name>_skipped.csv``; the kept rows are
+``<output>/data/<name>.csv``, which both tools read, split by the same scaffold split files.
+
     python platform/bench/vs_chemprop.py --output runs/vs_chemprop                 # everything
     python platform/bench/vs_chemprop.py --tools chemprop --datasets esol bbbp     # a part
+    python platform/bench/vs_chemprop.py --csv my_assay.csv --smiles-column smiles \
+        --targets pIC50 --kind regression --output runs/vs_chemprop_my_assay       # your data
 """
 
 from __future__ import annotations
@@ -52,6 +60,81 @@ DATASETS = {
 }  # fmt: skip
 
 
+def source_path(spec: dict) -> Path:
+    """A dataset's CSV: under ``../shared/data`` for the built-in ones, an absolute path for ``--csv``."""
+    path = Path(spec["file"])
+    return path if path.is_absolute() else SHARED / path
+
+
+def label_problem(value: str, kind: str) -> str | None:
+    """Why one label cell cannot be used (None: a number, or empty = a missing label)."""
+    if pd.isna(value) or not str(value).strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return f"not a number: {value!r}"
+    if not np.isfinite(number):
+        return f"not finite: {value!r}"
+    if kind == "binary" and number not in (0.0, 1.0):
+        return f"a binary label must be 0 or 1: {value!r}"
+    return None
+
+
+def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, name: str | None, out: Path) -> str:
+    """Check the user's CSV, write its usable rows to ``<out>/data/<name>.csv`` and the others, with
+    their reasons, to ``<out>/data/<name>_skipped.csv``; add it to :data:`DATASETS` → its name.
+    Raises ``SystemExit`` with the file and column for a missing file, column or bad name."""
+    import re
+
+    from graphium_ray.chem.graph import ParseError, parse_smiles
+
+    source = Path(path).resolve()
+    if not source.is_file():
+        raise SystemExit(f"vs_chemprop: --csv {source}: no such file")
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False)
+    missing = [c for c in [smiles_column, *targets] if c not in frame.columns]
+    if missing:
+        raise SystemExit(f"vs_chemprop: {source}: no column {', '.join(map(repr, missing))} "
+                         f"(columns: {', '.join(frame.columns)})")  # fmt: skip
+    name = name or re.sub(r"[^a-z0-9_]+", "_", source.stem.lower()).strip("_") or "my_data"
+    if name in DATASETS or name in ("tox21_qm9", "mean", "loss"):
+        raise SystemExit(f"vs_chemprop: --name {name!r} is taken (built-in datasets: {', '.join(DATASETS)}); "
+                         "choose another with --name")  # fmt: skip
+    skipped = []
+    for row, smiles in enumerate(frame[smiles_column]):
+        line = row + 2  # the CSV's line: after the header, 1-based
+        try:
+            parse_smiles(smiles)
+        except ParseError as err:
+            skipped.append({"line": line, "smiles": smiles, "field": smiles_column, "reason": str(err)})
+            continue
+        problems = [(t, p) for t in targets if (p := label_problem(frame.at[row, t], kind))]
+        if problems:
+            skipped.append({"line": line, "smiles": smiles, "field": problems[0][0], "reason": problems[0][1]})
+        elif all(not str(frame.at[row, t]).strip() for t in targets):
+            skipped.append({"line": line, "smiles": smiles, "field": ",".join(targets), "reason": "no label"})
+    dropped = {r["line"] - 2 for r in skipped}
+    kept = frame.drop(index=sorted(dropped))[[smiles_column, *targets]].reset_index(drop=True)
+    data_dir = out / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    report = data_dir / f"{name}_skipped.csv"
+    pd.DataFrame(skipped, columns=["line", "smiles", "field", "reason"]).to_csv(report, index=False)
+    if len(kept) < 20:
+        raise SystemExit(f"vs_chemprop: {source}: {len(kept)} usable rows, too few to split into train, validation "
+                         f"and test; why the others were left out: {report}")  # fmt: skip
+    cleaned = data_dir / f"{name}.csv"
+    text = kept.to_csv(index=False)
+    if cleaned.exists() and cleaned.read_text() != text and (out / "splits" / name).exists():
+        raise SystemExit(f"vs_chemprop: {out} already holds splits and runs of another version of {name!r} "
+                         f"({cleaned}); use a new --output")  # fmt: skip
+    cleaned.write_text(text)
+    print(f"{name}: {len(kept)} of {len(frame)} rows of {source} kept; {len(skipped)} skipped "
+          f"(line, field and reason: {report})", flush=True)  # fmt: skip
+    DATASETS[name] = {"file": str(cleaned.resolve()), "smiles": smiles_column, "targets": targets, "kind": kind}
+    return name
+
+
 def split_file(name: str, seed: int, out: Path) -> Path:
     """Tox21: the shared split file; the others: a balanced scaffold split written (once) here."""
     if name in ("tox21", "tox21_qm9"):
@@ -61,7 +144,7 @@ def split_file(name: str, seed: int, out: Path) -> Path:
         sys.path.insert(0, str(ROOT))
         from graphium_ray.data.scaffold import scaffold_split, write_split_file
 
-        frame = pd.read_csv(SHARED / DATASETS[name]["file"])
+        frame = pd.read_csv(source_path(DATASETS[name]))
         path.parent.mkdir(parents=True, exist_ok=True)
         write_split_file(scaffold_split(frame[DATASETS[name]["smiles"]].tolist(), seed, (0.8, 0.1, 0.1)), str(path))
     return path
@@ -115,7 +198,7 @@ def run_chemprop(name: str, seed: int, out: Path, tool: str = "chemprop") -> dic
     if result_file.exists():
         return json.loads(result_file.read_text())
     work.mkdir(parents=True, exist_ok=True)
-    frame = pd.read_csv(SHARED / spec["file"])
+    frame = pd.read_csv(source_path(spec))
     split = read_split(split_file(name, seed, out))
     rows = split["train"] + split["val"] + split["test"]
     frame.iloc[rows][[spec["smiles"], *spec["targets"]]].to_csv(work / "data.csv", index=False)
@@ -153,7 +236,7 @@ def graphium_config(name: str, seed: int, out: Path, qm9_path: Path | None) -> d
     raw = yaml.safe_load((ROOT / "sweeps" / "small_data.yaml").read_text())
     task = {"columns": spec["targets"], "kind": spec["kind"]}
     raw["name"] = f"{name}_seed{seed}"
-    raw["data"]["datasets"] = [{"name": name if name != "tox21_qm9" else "tox21", "path": str(SHARED / spec["file"]),
+    raw["data"]["datasets"] = [{"name": name if name != "tox21_qm9" else "tox21", "path": str(source_path(spec)),
                                 "smiles_column": spec["smiles"], "split_file": str(split_file(name, seed, out)),
                                 "tasks": [task]}]  # fmt: skip
     if name == "tox21_qm9":
@@ -210,7 +293,7 @@ def graphium_test_rows(name: str, seed: int, out: Path, predictions: Path) -> tu
 
     spec = DATASETS["tox21" if name == "tox21_qm9" else name]
     prefix = "tox21" if name == "tox21_qm9" else name
-    frame = pd.read_csv(SHARED / spec["file"]).iloc[read_split(split_file(name, seed, out))["test"]]
+    frame = pd.read_csv(source_path(spec)).iloc[read_split(split_file(name, seed, out))["test"]]
     preds = pd.read_parquet(predictions).set_index("smiles")
     cols = [f"pred/{prefix}/{t}" for t in spec["targets"]]
     rows = []
@@ -252,7 +335,7 @@ def summarize(results: dict) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--output", default=str(ROOT / "runs" / "vs_chemprop"))
-    p.add_argument("--datasets", nargs="+", default=[*DATASETS, "tox21_qm9"])
+    p.add_argument("--datasets", nargs="+", default=None, help="default: every built-in dataset, or --csv's alone")
     p.add_argument("--tools", nargs="+", default=["chemprop", "graphium"], choices=[*CHEMPROP_VARIANTS, "graphium"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--qm9", type=int, default=20000, help="QM9 molecules for tox21_qm9")
@@ -260,9 +343,27 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=None)
     p.add_argument("--train-only", action="store_true",
                    help="train graphium-ray's runs and stop (e.g. on another machine); a later call scores them")
+    p.add_argument("--csv", help="your own data: a CSV with a SMILES column and label columns")
+    p.add_argument("--smiles-column", default="smiles", help="with --csv")
+    p.add_argument("--targets", nargs="+", help="with --csv: the label columns")
+    p.add_argument("--kind", choices=["binary", "regression"], help="with --csv: the labels' kind")
+    p.add_argument("--name", help="with --csv: the dataset's name in the results (default: the file's name)")
     args = p.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    if args.csv:
+        if not args.targets or not args.kind:
+            p.error("--csv needs --targets and --kind")
+        sys.path.insert(0, str(ROOT))
+        name = register_csv(args.csv, args.smiles_column, args.targets, args.kind, args.name, out)
+        args.datasets = args.datasets or [name]
+    elif args.targets or args.kind or args.name:
+        p.error("--targets, --kind and --name describe a --csv file")
+    args.datasets = args.datasets or [*DATASETS, "tox21_qm9"]
+    unknown = [d for d in args.datasets if d not in DATASETS and d != "tox21_qm9"]
+    if unknown:
+        p.error(f"unknown dataset {', '.join(unknown)} (known: {', '.join([*DATASETS, 'tox21_qm9'])}; "
+                "your own data: --csv)")  # fmt: skip
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     qm9_path = None
