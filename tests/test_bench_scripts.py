@@ -254,3 +254,32 @@ def test_vs_chemprop_refuses_a_csv_it_cannot_use(tmp_path):
         register_csv(str(csv), "SMILES", ["my logP"], "regression", "esol", tmp_path)
     with pytest.raises(SystemExit, match=r"\d+ usable rows, too few"):  # logP values are not binary labels
         register_csv(str(csv), "SMILES", ["my logP"], "binary", "as_binary", tmp_path)
+
+
+def test_vs_chemprop_takes_your_split_files_renumbered_to_the_kept_rows(tmp_path):
+    """--splits: the user's split file (indices of the original CSV's data rows) is renumbered to the
+    kept rows, a skipped row leaves its split, and an index past the end is refused by file name."""
+    import runpy
+
+    import pandas as pd
+
+    from graphium_ray.data.split_file import read_split_file
+
+    script = runpy.run_path(str(ROOT / "platform/bench/vs_chemprop.py"))
+    csv = _your_csv(tmp_path / "my assay.csv")
+    name, n_rows, skipped = script["register_csv"](str(csv), "SMILES", ["my logP"], "regression", None, tmp_path)
+    assert skipped == [n_rows - 2, n_rows - 1, n_rows, n_rows + 1]  # the last four data rows, as CSV lines
+    splits = tmp_path / "mine"
+    splits.mkdir()
+    last_good, first_bad = n_rows - 5, n_rows - 4  # data rows
+    pd.DataFrame({"train": list(range(0, 30)), "val": list(range(30, 36)) + [None] * 24,
+                  "test": [3 + 33, last_good, first_bad] + [None] * 27}, dtype="Int64").to_csv(splits / "seed0.csv", index=False)  # fmt: skip
+    pd.DataFrame({"train": [0], "val": [1], "test": [n_rows + 5]}).to_csv(splits / "seed1.csv", index=False)
+    script["use_split_files"](name, str(splits), [0], n_rows, skipped, tmp_path)
+    written = read_split_file(str(tmp_path / "splits" / name / "seed0.csv"), "test")
+    assert sorted(r for r, s in written.items() if s == "test") == [36, last_good]  # the skipped row is gone
+    assert sorted(r for r, s in written.items() if s == "train") == list(range(30))
+    with pytest.raises(SystemExit, match=rf"seed1\.csv: row index {n_rows + 5} but the CSV has {n_rows} data rows"):
+        script["use_split_files"](name, str(splits), [1], n_rows, skipped, tmp_path)
+    with pytest.raises(SystemExit, match="no split file seed2.csv"):
+        script["use_split_files"](name, str(splits), [2], n_rows, skipped, tmp_path)

@@ -22,7 +22,8 @@ Your own data (``--csv``): one CSV with a SMILES column and one or more label co
 binary`` or ``regression``; empty cells are missing labels). Rows that RDKit cannot parse, or whose
 label is not a number (or infinite, or a binary label other than 0/1), are left out of both tools'
 data and listed with the reason in ``<output>/data/<name>_skipped.csv``; the kept rows are
-``<output>/data/<name>.csv``, which both tools read, split by the same scaffold split files.
+``<output>/data/<name>.csv``, which both tools read, split by the same scaffold split files (or
+by your own, ``--splits DIR`` with ``seed<k>.csv`` files of the CSV's row indices).
 
     python platform/bench/vs_chemprop.py --output runs/vs_chemprop                 # everything
     python platform/bench/vs_chemprop.py --tools chemprop --datasets esol bbbp     # a part
@@ -81,9 +82,11 @@ def label_problem(value: str, kind: str) -> str | None:
     return None
 
 
-def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, name: str | None, out: Path) -> str:
+def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, name: str | None,
+                 out: Path) -> tuple[str, int, list[int]]:  # fmt: skip
     """Check the user's CSV, write its usable rows to ``<out>/data/<name>.csv`` and the others, with
-    their reasons, to ``<out>/data/<name>_skipped.csv``; add it to :data:`DATASETS` → its name.
+    their reasons, to ``<out>/data/<name>_skipped.csv``; add it to :data:`DATASETS` → (its name,
+    the CSV's data rows, the CSV lines skipped).
     Raises ``SystemExit`` with the file and column for a missing file, column or bad name."""
     import re
 
@@ -132,7 +135,52 @@ def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, n
     print(f"{name}: {len(kept)} of {len(frame)} rows of {source} kept; {len(skipped)} skipped "
           f"(line, field and reason: {report})", flush=True)  # fmt: skip
     DATASETS[name] = {"file": str(cleaned.resolve()), "smiles": smiles_column, "targets": targets, "kind": kind}
-    return name
+    return name, len(frame), [r["line"] for r in skipped]
+
+
+def use_split_files(name: str, splits_dir: str, seeds: list[int], n_rows: int, skipped_lines: list[int],
+                    out: Path) -> None:  # fmt: skip
+    """``--splits DIR``: the user's split files ``DIR/seed<k>.csv`` (Graphium's format: row indices
+    of the original CSV) in place of the scaffold splits, renumbered to the kept rows (a skipped row
+    leaves its split) and written where both tools read their splits. Raises ``SystemExit`` naming
+    the file for a missing file, a bad index or an empty split."""
+    from graphium_ray.config import ConfigError
+    from graphium_ray.data.scaffold import write_split_file
+    from graphium_ray.data.split_file import read_split_file
+
+    dropped = {line - 2 for line in skipped_lines}
+    renumber = {}
+    for row in range(n_rows):
+        if row not in dropped:
+            renumber[row] = len(renumber)
+    for seed in seeds:
+        source = Path(splits_dir) / f"seed{seed}.csv"
+        if not source.is_file():
+            raise SystemExit(f"vs_chemprop: --splits {splits_dir}: no split file seed{seed}.csv for seed {seed}")
+        try:
+            assignment = read_split_file(str(source), "vs_chemprop --splits")
+        except ConfigError as err:
+            raise SystemExit(f"vs_chemprop: {err}") from None
+        outside = sorted(r for r in assignment if r >= n_rows)
+        if outside:
+            raise SystemExit(f"vs_chemprop: {source}: row index {outside[0]} but the CSV has {n_rows} data rows "
+                             "(indices count data rows from 0)")  # fmt: skip
+        mapped = {renumber[r]: split for r, split in assignment.items() if r in renumber}
+        empty = [split for split in ("train", "val", "test") if split not in mapped.values()]
+        if empty:
+            raise SystemExit(f"vs_chemprop: {source}: no usable row in {', '.join(empty)}")
+        target = out / "splits" / name / f"seed{seed}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fresh = target.with_suffix(".new")
+        write_split_file(mapped, str(fresh))
+        if target.exists() and target.read_text() != fresh.read_text():
+            fresh.unlink()
+            raise SystemExit(f"vs_chemprop: {out} already holds runs on other splits of {name!r} ({target}); "
+                             "use a new --output")  # fmt: skip
+        fresh.replace(target)
+        left_out = len(assignment) - len(mapped)
+        print(f"{name} seed {seed}: the splits of {source}" + (f" ({left_out} skipped rows left out)" if left_out else ""),
+              flush=True)  # fmt: skip
 
 
 def split_file(name: str, seed: int, out: Path) -> Path:
@@ -348,6 +396,8 @@ def main() -> None:
     p.add_argument("--targets", nargs="+", help="with --csv: the label columns")
     p.add_argument("--kind", choices=["binary", "regression"], help="with --csv: the labels' kind")
     p.add_argument("--name", help="with --csv: the dataset's name in the results (default: the file's name)")
+    p.add_argument("--splits", help="with --csv: a folder of your split files seed<k>.csv (Graphium's format: "
+                                    "columns train,val,test of the CSV's data-row indices) instead of scaffold splits")
     args = p.parse_args()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -355,10 +405,12 @@ def main() -> None:
         if not args.targets or not args.kind:
             p.error("--csv needs --targets and --kind")
         sys.path.insert(0, str(ROOT))
-        name = register_csv(args.csv, args.smiles_column, args.targets, args.kind, args.name, out)
+        name, n_rows, skipped_lines = register_csv(args.csv, args.smiles_column, args.targets, args.kind, args.name, out)
+        if args.splits:
+            use_split_files(name, args.splits, args.seeds, n_rows, skipped_lines, out)
         args.datasets = args.datasets or [name]
-    elif args.targets or args.kind or args.name:
-        p.error("--targets, --kind and --name describe a --csv file")
+    elif args.targets or args.kind or args.name or args.splits:
+        p.error("--targets, --kind, --name and --splits describe a --csv file")
     args.datasets = args.datasets or [*DATASETS, "tox21_qm9"]
     unknown = [d for d in args.datasets if d not in DATASETS and d != "tox21_qm9"]
     if unknown:
