@@ -74,9 +74,10 @@ LIGHTNING_GRAPHCORE_HELP = (
 def lightning_trainer_kwargs(train: TrainConfig) -> dict:
     """Accelerator, strategy, cluster environment and precision of the Lightning ``Trainer`` that
     runs inside a Ray Train worker. CPU / GPU: Ray's DDP strategy and environment (one device per
-    worker; Ray Train set up the process group; no DDP wrapper on a single worker: :mod:`.strategy`). IPU: ``lightning_graphcore.IPUStrategy`` (PopTorch
-    compiles forward, backward and the optimizer step of ``configure_optimizers``: every parameter
-    group, weight decay and gradient clipping reach the IPU)."""
+    worker; Ray Train set up the process group; no DDP wrapper on a single worker:
+    :mod:`graphium_ray.train.strategy`). IPU: ``lightning_graphcore.IPUStrategy`` (PopTorch compiles
+    forward, backward and the optimizer step of ``configure_optimizers``: every parameter group,
+    weight decay and gradient clipping reach the IPU)."""
     if train.accelerator == "ipu":
         require_poptorch()
         if importlib.util.find_spec("lightning_graphcore") is None:

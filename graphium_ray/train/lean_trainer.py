@@ -5,8 +5,9 @@ off (``logger``, ``enable_checkpointing``, ``enable_progress_bar``, ``enable_mod
 sanity-check validation).
 
 Lightning's cost is a fixed amount of Python per optimizer step (its hooks, not the math), so on
-small steps it is a visible share: ~0.5 ms on a 9 ms step (BENCHMARKS.md, "Lightning's cost per
-step"). Two of its per-hook costs are avoidable without touching Lightning's loop:
+small steps it is a visible share (BENCHMARKS.md, "Lightning's cost per step": 6 % of a batch-64
+step, 2 % with the two changes below). Two of its per-hook costs are avoidable without touching
+Lightning's loop:
 
 * every hook call (~23 a step: module, callback and strategy hooks) is wrapped in
   ``trainer.profiler.profile(name)``; the default ``PassThroughProfiler`` builds a new
