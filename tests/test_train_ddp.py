@@ -32,12 +32,46 @@ def _wrapper_recorder(seen: list):
     return Recorder()
 
 
+def _report_json(outcome: dict, rank: int) -> None:
+    """Ray Train worker: report ``outcome`` (rank 0's) as ``outcome.json`` in a checkpoint (Ray Train
+    V2 keeps the metrics that come with a checkpoint)."""
+    import tempfile
+    from pathlib import Path
+
+    import ray.train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = None
+        if rank == 0:
+            (Path(tmp) / "outcome.json").write_text(json.dumps(outcome))
+            checkpoint = ray.train.Checkpoint.from_directory(tmp)
+        ray.train.report({}, checkpoint=checkpoint)
+
+
+def _run_on_workers(train_fn, prepared, raw: dict, num_workers: int, storage: Path, **config) -> dict:
+    """``train_fn`` in a Ray Train group of ``num_workers`` on the prepared data → rank 0's outcome."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from graphium_ray.train.driver import train_split_bytes
+
+    trainer = TorchTrainer(
+        train_fn,
+        train_loop_config={"run": raw, "data": prepared.manifest, "train_bytes": train_split_bytes(prepared),
+                           "featurized_dir": str(prepared.featurized_dir), **config},
+        scaling_config=ray.train.ScalingConfig(num_workers=num_workers, resources_per_worker={"CPU": 0.45}),
+        run_config=ray.train.RunConfig(name=train_fn.__name__, storage_path=str(storage)),
+    )  # fmt: skip
+    result = trainer.fit()
+    assert result.error is None, result.error
+    with result.checkpoint.as_directory() as d:
+        return json.loads((Path(d) / "outcome.json").read_text())
+
+
 def _every_layer_one_epoch(config: dict) -> None:
     """Ray Train worker: for each model config, one epoch of the real LightningModule with Ray's DDP
     strategy on this worker's shard (DDP with find_unused_parameters=False fails on any parameter
     without a gradient)."""
-    import tempfile
-    from pathlib import Path
 
     import lightning.pytorch as pl
     import ray.train
@@ -75,12 +109,7 @@ def _every_layer_one_epoch(config: dict) -> None:
         unchanged = [n for n, p in net.named_parameters() if torch.equal(p.detach(), before[n])]
         trained[json.dumps(model)] = {"steps": trainer.global_step, "changed": len(changed), "frozen": unchanged,
                                       "wrapper": wrapper[0]}  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:  # Ray Train V2 keeps the metrics that come with a checkpoint
-        checkpoint = None
-        if worker[0] == 0:
-            (Path(tmp) / "trained.json").write_text(json.dumps(trained))
-            checkpoint = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({"configs": len(trained)}, checkpoint=checkpoint)
+    _report_json(trained, worker[0])
 
 
 @pytest.fixture(scope="module")
@@ -94,23 +123,8 @@ def prepared_with_pe(ray_cluster, small_mix):
 
 
 def test_every_layer_trains_with_two_ddp_workers(ray_cluster, prepared_with_pe, tmp_path):
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from graphium_ray.train.driver import train_split_bytes
-
     raw, prepared = prepared_with_pe
-    trainer = TorchTrainer(
-        _every_layer_one_epoch,
-        train_loop_config={"run": raw, "models": LAYER_CONFIGS, "data": prepared.manifest,
-                           "train_bytes": train_split_bytes(prepared), "featurized_dir": str(prepared.featurized_dir)},
-        scaling_config=ray.train.ScalingConfig(num_workers=2, resources_per_worker={"CPU": 0.45}),
-        run_config=ray.train.RunConfig(name="layers", storage_path=str(tmp_path)),
-    )  # fmt: skip
-    result = trainer.fit()
-    assert result.error is None, result.error
-    with result.checkpoint.as_directory() as d:
-        trained = json.loads((Path(d) / "trained.json").read_text())
+    trained = _run_on_workers(_every_layer_one_epoch, prepared, raw, 2, tmp_path, models=LAYER_CONFIGS)
     assert len(trained) == len(LAYER_CONFIGS)
     steps = {v["steps"] for v in trained.values()}
     assert len(steps) == 1 and steps.pop() >= 4  # every config: the same number of global steps
@@ -123,8 +137,6 @@ def _one_worker_with_and_without_ddp(config: dict) -> None:
     """Ray Train worker (a group of one): the same two epochs fitted with graphium-ray's strategy
     (no DDP wrapper on a single worker) and with Ray's plain ``RayDDPStrategy`` (DDP over a group of
     one); reports each run's wrapper and whether every weight came out identical."""
-    import tempfile
-    from pathlib import Path
 
     import lightning.pytorch as pl
     import ray.train
@@ -156,33 +168,15 @@ def _one_worker_with_and_without_ddp(config: dict) -> None:
         trainer.fit(module, train_dataloaders=batches)
         weights.append(module.net.state_dict())
     same = all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
-    with tempfile.TemporaryDirectory() as tmp:  # Ray Train V2 keeps the metrics that come with a checkpoint
-        (Path(tmp) / "outcome.json").write_text(json.dumps({"wrappers": wrappers, "same_weights": same,
-                                                             "steps": trainer.global_step}))  # fmt: skip
-        ray.train.report({}, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    _report_json({"wrappers": wrappers, "same_weights": same, "steps": trainer.global_step}, ctx.get_world_rank())
 
 
 def test_one_worker_trains_without_the_ddp_wrapper_to_the_same_weights(ray_cluster, prepared_with_pe, tmp_path):
     """On a single worker DDP averages nothing: graphium-ray's strategy leaves the model unwrapped
     (DDP's per-step hooks and all-reduce cost ~15 % of a small run's speed, BENCHMARKS.md) and gives
     bit-identical weights to Ray's DDP strategy."""
-    import ray.train
-    from ray.train.torch import TorchTrainer
-
-    from graphium_ray.train.driver import train_split_bytes
-
     raw, prepared = prepared_with_pe
-    trainer = TorchTrainer(
-        _one_worker_with_and_without_ddp,
-        train_loop_config={"run": raw, "data": prepared.manifest, "train_bytes": train_split_bytes(prepared),
-                           "featurized_dir": str(prepared.featurized_dir)},
-        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": 0.45}),
-        run_config=ray.train.RunConfig(name="one_worker", storage_path=str(tmp_path)),
-    )  # fmt: skip
-    result = trainer.fit()
-    assert result.error is None, result.error
-    with result.checkpoint.as_directory() as d:
-        outcome = json.loads((Path(d) / "outcome.json").read_text())
+    outcome = _run_on_workers(_one_worker_with_and_without_ddp, prepared, raw, 1, tmp_path)
     assert outcome["wrappers"] == ["MultiTaskModule", "DistributedDataParallel"], outcome
     assert outcome["steps"] >= 4 and outcome["same_weights"] is True, outcome
 
