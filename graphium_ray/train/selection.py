@@ -44,12 +44,10 @@ def check_selectable(metric: str, tasks: list[TaskSpec], field: str = "train.sel
         raise ConfigError(f"{field}: '{metric}' is not a validation metric of these tasks; choose one of {shown}")
 
 
-def mean_metrics(metrics: dict[str, dict], dataset: str | None = None) -> dict[str, float]:
-    """{metric: mean over tasks where it is defined} (over ``dataset``'s tasks only when given)."""
+def mean_metrics(metrics: dict[str, dict]) -> dict[str, float]:
+    """{metric: mean over tasks where it is defined}."""
     values: dict[str, list[float]] = {}
-    for task, task_values in metrics.items():
-        if dataset is not None and task.split("/", 1)[0] != dataset:
-            continue
+    for task_values in metrics.values():
         for name, value in task_values.items():
             if name != "n" and value is not None:
                 values.setdefault(name, []).append(float(value))
@@ -66,8 +64,11 @@ def validation_metrics(record: dict) -> dict[str, float]:
     out.update({f"val/mean/{k}": v for k, v in mean_metrics(record["val"]).items()})
     for dataset, loss in record.get("val_dataset_loss", {}).items():
         out[f"val/{dataset}/loss"] = loss
-    for dataset in dict.fromkeys(task.split("/", 1)[0] for task in record["val"]):
-        for k, v in mean_metrics(record["val"], dataset=dataset).items():
+    by_dataset: dict[str, dict[str, dict]] = {}  # task names are <dataset>/<column>
+    for task, task_values in record["val"].items():
+        by_dataset.setdefault(task.split("/", 1)[0], {})[task] = task_values
+    for dataset, metrics in by_dataset.items():
+        for k, v in mean_metrics(metrics).items():
             out.setdefault(f"val/{dataset}/mean/{k}", v)
     return out
 
