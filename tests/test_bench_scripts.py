@@ -267,19 +267,19 @@ def test_vs_chemprop_takes_your_split_files_renumbered_to_the_kept_rows(tmp_path
 
     script = runpy.run_path(str(ROOT / "platform/bench/vs_chemprop.py"))
     csv = _your_csv(tmp_path / "my assay.csv")
-    name, n_rows, skipped = script["register_csv"](str(csv), "SMILES", ["my logP"], "regression", None, tmp_path)
-    assert skipped == [n_rows - 2, n_rows - 1, n_rows, n_rows + 1]  # the last four data rows, as CSV lines
+    name, n_rows, kept = script["register_csv"](str(csv), "SMILES", ["my logP"], "regression", None, tmp_path)
+    assert kept == list(range(n_rows - 4))  # the last four data rows are the unusable ones
     splits = tmp_path / "mine"
     splits.mkdir()
     last_good, first_bad = n_rows - 5, n_rows - 4  # data rows
     pd.DataFrame({"train": list(range(0, 30)), "val": list(range(30, 36)) + [None] * 24,
                   "test": [3 + 33, last_good, first_bad] + [None] * 27}, dtype="Int64").to_csv(splits / "seed0.csv", index=False)  # fmt: skip
     pd.DataFrame({"train": [0], "val": [1], "test": [n_rows + 5]}).to_csv(splits / "seed1.csv", index=False)
-    script["use_split_files"](name, str(splits), [0], n_rows, skipped, tmp_path)
+    script["use_split_files"](name, str(splits), [0], n_rows, kept, tmp_path)
     written = read_split_file(str(tmp_path / "splits" / name / "seed0.csv"), "test")
     assert sorted(r for r, s in written.items() if s == "test") == [36, last_good]  # the skipped row is gone
     assert sorted(r for r, s in written.items() if s == "train") == list(range(30))
     with pytest.raises(SystemExit, match=rf"seed1\.csv: row index {n_rows + 5} but the CSV has {n_rows} data rows"):
-        script["use_split_files"](name, str(splits), [1], n_rows, skipped, tmp_path)
+        script["use_split_files"](name, str(splits), [1], n_rows, kept, tmp_path)
     with pytest.raises(SystemExit, match="no split file seed2.csv"):
-        script["use_split_files"](name, str(splits), [2], n_rows, skipped, tmp_path)
+        script["use_split_files"](name, str(splits), [2], n_rows, kept, tmp_path)

@@ -86,7 +86,7 @@ def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, n
                  out: Path) -> tuple[str, int, list[int]]:  # fmt: skip
     """Check the user's CSV, write its usable rows to ``<out>/data/<name>.csv`` and the others, with
     their reasons, to ``<out>/data/<name>_skipped.csv``; add it to :data:`DATASETS` → (its name,
-    the CSV's data rows, the CSV lines skipped).
+    the CSV's number of data rows, the data rows kept, in order: row i of the kept file is kept[i]).
     Raises ``SystemExit`` with the file and column for a missing file, column or bad name."""
     import re
 
@@ -118,7 +118,8 @@ def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, n
         elif all(not str(frame.at[row, t]).strip() for t in targets):
             skipped.append({"line": line, "smiles": smiles, "field": ",".join(targets), "reason": "no label"})
     dropped = {r["line"] - 2 for r in skipped}
-    kept = frame.drop(index=sorted(dropped))[[smiles_column, *targets]].reset_index(drop=True)
+    kept_rows = [row for row in range(len(frame)) if row not in dropped]
+    kept = frame.iloc[kept_rows][[smiles_column, *targets]].reset_index(drop=True)
     data_dir = out / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     report = data_dir / f"{name}_skipped.csv"
@@ -135,10 +136,10 @@ def register_csv(path: str, smiles_column: str, targets: list[str], kind: str, n
     print(f"{name}: {len(kept)} of {len(frame)} rows of {source} kept; {len(skipped)} skipped "
           f"(line, field and reason: {report})", flush=True)  # fmt: skip
     DATASETS[name] = {"file": str(cleaned.resolve()), "smiles": smiles_column, "targets": targets, "kind": kind}
-    return name, len(frame), [r["line"] for r in skipped]
+    return name, len(frame), kept_rows
 
 
-def use_split_files(name: str, splits_dir: str, seeds: list[int], n_rows: int, skipped_lines: list[int],
+def use_split_files(name: str, splits_dir: str, seeds: list[int], n_rows: int, kept_rows: list[int],
                     out: Path) -> None:  # fmt: skip
     """``--splits DIR``: the user's split files ``DIR/seed<k>.csv`` (Graphium's format: row indices
     of the original CSV) in place of the scaffold splits, renumbered to the kept rows (a skipped row
@@ -148,11 +149,7 @@ def use_split_files(name: str, splits_dir: str, seeds: list[int], n_rows: int, s
     from graphium_ray.data.scaffold import write_split_file
     from graphium_ray.data.split_file import read_split_file
 
-    dropped = {line - 2 for line in skipped_lines}
-    renumber = {}
-    for row in range(n_rows):
-        if row not in dropped:
-            renumber[row] = len(renumber)
+    renumber = {row: i for i, row in enumerate(kept_rows)}  # original data row → row of the kept file
     for seed in seeds:
         source = Path(splits_dir) / f"seed{seed}.csv"
         if not source.is_file():
@@ -405,9 +402,9 @@ def main() -> None:
         if not args.targets or not args.kind:
             p.error("--csv needs --targets and --kind")
         sys.path.insert(0, str(ROOT))
-        name, n_rows, skipped_lines = register_csv(args.csv, args.smiles_column, args.targets, args.kind, args.name, out)
+        name, n_rows, kept_rows = register_csv(args.csv, args.smiles_column, args.targets, args.kind, args.name, out)
         if args.splits:
-            use_split_files(name, args.splits, args.seeds, n_rows, skipped_lines, out)
+            use_split_files(name, args.splits, args.seeds, n_rows, kept_rows, out)
         args.datasets = args.datasets or [name]
     elif args.targets or args.kind or args.name or args.splits:
         p.error("--targets, --kind, --name and --splits describe a --csv file")
