@@ -44,22 +44,36 @@ def _fix_signs(vecs: np.ndarray) -> np.ndarray:
 def _size_groups(group: np.ndarray, n_groups: int, src: np.ndarray, dst: np.ndarray):
     """Groups of nodes (connected components, or molecules) stacked by size.
 
-    group: (ΣN,) group id per node; src/dst: global edges. Yields, per distinct group size s,
-    ``(s, nodes, stack, pos, adj)``: the nodes of all groups of that size (ascending), each such
-    node's stack index and position within its group, and the (B, s, s) stacked adjacency.
+    group: (ΣN,) group id per node; src/dst: global edges. Yields, per distinct group size s
+    (ascending), ``(s, nodes, stack, pos, adj)``: the nodes of all groups of that size, each such
+    node's stack index (the group's rank among groups of that size, by id) and position within its
+    group (ascending node order), and the (B, s, s) stacked adjacency.
+
+    Nodes and edges are sorted by their group's size once, so each size is a contiguous slice:
+    the work per size is proportional to that size's nodes and edges, not to the whole batch.
     """
     sizes = np.bincount(group, minlength=n_groups)
     order = np.argsort(group, kind="stable")
     position = np.empty(len(group), dtype=np.int64)
     position[order] = np.arange(len(group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    for size in np.unique(sizes[sizes > 0]):
-        members = np.flatnonzero(sizes == size)
-        slot = np.full(n_groups, -1, dtype=np.int64)
-        slot[members] = np.arange(len(members))
-        nodes = np.flatnonzero(slot[group] >= 0)
-        in_group = slot[group[src]] >= 0
-        e_src, e_dst = src[in_group], dst[in_group]
-        adj = np.zeros((len(members), size, size), dtype=np.float64)
+    by_size = np.argsort(sizes, kind="stable")  # groups by size, ties by id
+    distinct, groups_per_size = np.unique(sizes[by_size], return_counts=True)
+    slot = np.empty(n_groups, dtype=np.int64)
+    slot[by_size] = np.arange(n_groups) - np.repeat(np.cumsum(groups_per_size) - groups_per_size, groups_per_size)
+    node_size = sizes[group]
+    node_order = np.argsort(node_size, kind="stable")
+    edge_order = np.argsort(node_size[src], kind="stable")
+    node_end = np.cumsum(distinct * groups_per_size)
+    edge_end = np.searchsorted(node_size[src][edge_order], distinct, side="right")
+    node_start, edge_start = 0, 0
+    for size, n_members, n_end, e_end in zip(distinct, groups_per_size, node_end, edge_end, strict=True):
+        nodes = node_order[node_start:n_end]
+        edges = edge_order[edge_start:e_end]
+        node_start, edge_start = n_end, e_end
+        if size == 0:
+            continue
+        e_src, e_dst = src[edges], dst[edges]
+        adj = np.zeros((int(n_members), int(size), int(size)), dtype=np.float64)
         adj[slot[group[e_src]], position[e_src], position[e_dst]] = 1.0
         yield int(size), nodes, slot[group[nodes]], position[nodes], adj
 
@@ -95,14 +109,16 @@ def random_walk_pe_flat(num_nodes: np.ndarray, edge_index: np.ndarray, num_edges
         return out
     src, dst = _global_edges(num_nodes, edge_index, num_edges)
     mol = np.repeat(np.arange(len(num_nodes)), num_nodes)
-    for _, nodes, stack, pos, adj in _size_groups(mol, len(num_nodes), src, dst):
+    for size, nodes, stack, pos, adj in _size_groups(mol, len(num_nodes), src, dst):
         deg = adj.sum(axis=2, keepdims=True)
         trans = np.divide(adj, deg, out=np.zeros_like(adj), where=deg > 0)
+        returns = np.empty((len(adj), size, k), dtype=np.float64)  # (B, s, k): diag(P^t) per t
         power = trans
         for t in range(k):
-            out[nodes, t] = np.diagonal(power, axis1=1, axis2=2)[stack, pos]
+            returns[:, :, t] = np.diagonal(power, axis1=1, axis2=2)
             if t + 1 < k:
                 power = power @ trans
+        out[nodes] = returns[stack, pos]
     return out
 
 
