@@ -74,3 +74,22 @@ def test_batched_encodings_equal_molecule_by_molecule():
         np.testing.assert_allclose(vec, vec1, atol=1e-6)
         np.testing.assert_allclose(val, val1, atol=1e-6)
         np.testing.assert_allclose(rw, random_walk_pe([graph], 7)[0], atol=1e-7)
+
+
+def test_molecules_without_atoms_leave_the_others_unchanged():
+    """A molecule of 0 atoms (a size-0 group) between others: same rows for the others."""
+    from graphium_ray.chem.positional import laplacian_pe_flat, random_walk_pe_flat
+
+    graphs = [graph(s) for s in ["CCO", "C", "c1ccccc1", "[Na+].[Cl-]"]]
+    empty = (0, np.zeros((2, 0), np.int64))
+    with_empty = [empty, graphs[0], empty, *graphs[1:], empty]
+
+    def flat(gs):
+        num_nodes = np.array([n for n, _ in gs])
+        num_edges = np.array([ei.shape[1] for _, ei in gs])
+        edges = np.concatenate([ei for _, ei in gs], axis=1).astype(np.int64)
+        return (*laplacian_pe_flat(num_nodes, edges, num_edges, 4), random_walk_pe_flat(num_nodes, edges, num_edges, 5))
+
+    for a, b in zip(flat(graphs), flat(with_empty), strict=True):
+        assert a.shape == b.shape == (sum(n for n, _ in graphs), a.shape[1])
+        np.testing.assert_array_equal(a, b)
