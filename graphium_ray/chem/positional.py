@@ -61,10 +61,11 @@ def _size_groups(group: np.ndarray, n_groups: int, src: np.ndarray, dst: np.ndar
     slot = np.empty(n_groups, dtype=np.int64)
     slot[by_size] = np.arange(n_groups) - np.repeat(np.cumsum(groups_per_size) - groups_per_size, groups_per_size)
     node_size = sizes[group]
+    edge_size = node_size[src]
     node_order = np.argsort(node_size, kind="stable")
-    edge_order = np.argsort(node_size[src], kind="stable")
+    edge_order = np.argsort(edge_size, kind="stable")
     node_end = np.cumsum(distinct * groups_per_size)
-    edge_end = np.searchsorted(node_size[src][edge_order], distinct, side="right")
+    edge_end = np.searchsorted(edge_size[edge_order], distinct, side="right")
     node_start, edge_start = 0, 0
     for size, n_members, n_end, e_end in zip(distinct, groups_per_size, node_end, edge_end, strict=True):
         nodes = node_order[node_start:n_end]
