@@ -136,8 +136,10 @@ class FeaturizerConfig(StrictModel):
     hydrogens: Literal["implicit", "as_written", "explicit"] = "implicit"
     positional_encodings: PositionalEncodingConfig = PositionalEncodingConfig()
     # molecule-level inputs concatenated to the pooled graph embedding before the heads (chemprop's
-    # --molecule-featurizers): rdkit2d = RDKit's 217 2D descriptors (~5 ms per molecule to compute)
-    molecule: list[Literal["rdkit2d"]] = []
+    # --molecule-featurizers): rdkit2d = RDKit's 217 2D descriptors (~5 ms per molecule to compute),
+    # scaled by the train split; rdkit2d_normalized = the same mapped to [0, 1] by a fixed reference
+    # distribution (chemprop v1's rdkit_2d_normalized; graphium_ray/chem/descriptor_reference.py)
+    molecule: list[Literal["rdkit2d", "rdkit2d_normalized"]] = []
     # rdkit: the reference featurizer (RDKit's Python API; the definition of every feature). cuik:
     # the same features computed by NVIDIA's cuik-molmaker in C++ (optional extra graphium-ray[cuik],
     # which pins rdkit==2026.3.6); identical arrays, so the cache key ignores it.

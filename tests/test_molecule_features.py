@@ -163,3 +163,55 @@ def test_train_and_predict_with_molecule_features_through_ray(ray_cluster, tmp_p
     batch.mol_feat = batch.mol_feat + 1.0  # the prediction depends on the molecule features
     with torch.no_grad():
         assert not np.allclose(model(batch)["graph"][:, 0].numpy(), raw)
+
+
+def test_reference_cdf_is_the_mid_rank_scipy_computes():
+    """``rdkit2d_normalized`` built on a reference of the well-known molecules themselves: each value
+    maps to its mid-rank u = (rank - ½) / N (scipy's average rank), ties included, NaN kept."""
+    from scipy.stats import rankdata
+
+    from graphium_ray.chem.descriptor_reference import DescriptorReference
+
+    values = molecule_features([Chem.MolFromSmiles(s) for s in REFERENCE_SMILES], ["rdkit2d"])
+    names = molecule_feature_names(["rdkit2d"])
+    reference = DescriptorReference.build(names, values)  # fewer molecules than knots: every value a knot
+    ours = reference.transform(values)
+    checked = 0
+    for j in range(values.shape[1]):
+        ok = np.isfinite(values[:, j])
+        if ok.sum() < 2:
+            continue
+        expected = (rankdata(values[ok, j].astype(np.float64), method="average") - 0.5) / ok.sum()
+        np.testing.assert_allclose(ours[ok, j], expected, atol=1e-6, err_msg=names[j])
+        assert np.isnan(ours[~ok, j]).all()
+        checked += 1
+    assert checked > 150
+    between = reference.transform(np.full((1, values.shape[1]), 1e9, np.float32))  # beyond every knot: u of the top
+    assert np.all((between[0] >= 0.5) & (between[0] <= 1.0))
+
+
+def test_shipped_reference_matches_this_rdkit_and_spreads_small_and_drug_like_molecules():
+    from graphium_ray.chem.descriptor_reference import shipped_reference
+
+    reference = shipped_reference()
+    assert reference.names == [name for name, _ in Descriptors._descList]
+    assert all(np.all(np.diff(k) > 0) and np.all(np.diff(u) > 0) for k, u in zip(reference.knots, reference.u, strict=True))
+    names = molecule_feature_names(["rdkit2d_normalized"])
+    mols = [Chem.MolFromSmiles(s) for s in ("C", "CCO", "c1ccncc1", "CC(=O)Nc1ccc(O)cc1", "CN1CCC[C@H]1c1cccnc1")]
+    u = molecule_features(mols, ["rdkit2d_normalized"])
+    assert u.shape == (5, D) and np.nanmin(u) >= 0 and np.nanmax(u) <= 1
+    heavy = names.index("rdkit2d_normalized:HeavyAtomCount")
+    assert list(np.argsort(u[:, heavy])) == [0, 1, 2, 3, 4] and 0 < u[0, heavy] < u[4, heavy] < 1  # 1 to 12 atoms
+    rings = names.index("rdkit2d_normalized:NumAromaticHeterocycles")  # pyridine: common in the reference
+    assert u[2, rings] > 0.2  # not a ±6σ outlier, as it reads under train statistics on a set without any
+
+
+def test_normalized_descriptors_are_scaled_by_the_reference_not_the_train_split():
+    names = molecule_feature_names(["rdkit2d", "rdkit2d_normalized"])
+    stats = {"count": [10] * len(names), "mean": [3.0] * len(names), "std": [0.01] * len(names)}
+    scaled = molecule_feature_stats(names, stats)
+    assert scaled["mean"][:D] == [3.0] * D and scaled["std"][:D] == [0.01] * D
+    assert scaled["mean"][D:] == [0.5] * D and scaled["std"][D:] == pytest.approx([1 / np.sqrt(12)] * D)
+    model = MoleculeFeatures(scaled["mean"], scaled["std"])
+    z = model(torch.full((1, 2 * D), 1.0))[0, D:]  # u = 1: √3 above the reference median, never clamped
+    torch.testing.assert_close(z, torch.full((D,), float(np.sqrt(3.0))))

@@ -5,6 +5,9 @@ in that order, each passed through ``asinh`` (sign-preserving, ≈ log|x| for la
 weights and areas keep their order, and heavy tails such as ``Ipc`` ~1e20 stay finite). A descriptor
 RDKit cannot compute for a molecule is NaN; the model standardizes with train-split statistics and
 reads NaN as the train mean (see :class:`graphium_ray.nn.encoders.MoleculeFeatures`).
+``rdkit2d_normalized`` is the same descriptors mapped through a fixed reference distribution to
+u ∈ [0, 1] (:mod:`graphium_ray.chem.descriptor_reference`); the model centres and scales them by
+that reference (u = 0.5, σ = 1/√12), not by the train split.
 
 The names travel in the cache manifest and the checkpoint: a model is only ever fed the features
 it was trained with, in the same order (a newer RDKit with more descriptors is refused, not mixed).
@@ -31,12 +34,28 @@ def _rdkit2d(mol: Chem.Mol) -> list[float]:
     return values
 
 
+def _to_reference_cdf(values_GD: np.ndarray) -> np.ndarray:
+    from graphium_ray.chem.descriptor_reference import shipped_reference
+
+    return shipped_reference().transform(values_GD)
+
+
 class FeatureSet(NamedTuple):
     names: Callable[[], list[str]]  # the feature names, in order
     compute: Callable[[Chem.Mol], list[float]]  # one molecule's values, in that order
+    transform: Callable[[np.ndarray], np.ndarray] | None = None  # (G, D) asinh values → what the model reads
+    # fixed (mean, std) the model standardizes with, or None: the train split's statistics
+    reference_scale: tuple[float, float] | None = None
 
 
-MOLECULE_FEATURE_SETS = {"rdkit2d": FeatureSet(lambda: [name for name, _ in Descriptors._descList], _rdkit2d)}
+def _descriptor_names() -> list[str]:
+    return [name for name, _ in Descriptors._descList]
+
+
+MOLECULE_FEATURE_SETS = {
+    "rdkit2d": FeatureSet(_descriptor_names, _rdkit2d),
+    "rdkit2d_normalized": FeatureSet(_descriptor_names, _rdkit2d, _to_reference_cdf, (0.5, 1.0 / np.sqrt(12.0))),
+}
 
 
 def molecule_feature_names(sets: list[str]) -> list[str]:
@@ -60,11 +79,22 @@ def check_molecule_features(names: list[str]) -> None:
                          + ": use the RDKit the model was trained with")  # fmt: skip
 
 
+def reference_scale(name: str) -> tuple[float, float] | None:
+    """The fixed (mean, std) a molecule feature column is standardized with, or None (train statistics)."""
+    return MOLECULE_FEATURE_SETS[name.split(":", 1)[0]].reference_scale
+
+
 def molecule_features(mols: list[Chem.Mol], sets: list[str]) -> np.ndarray:
-    """(G, D) float32: ``asinh`` of each molecule's descriptors; NaN where undefined (inf → NaN)."""
+    """(G, D) float32: per set, ``asinh`` of each molecule's descriptors (NaN where undefined, inf →
+    NaN), then the set's transform (``rdkit2d_normalized``: the reference CDF)."""
     width = len(molecule_feature_names(sets))
     if not mols or not sets:
         return np.zeros((len(mols), width), np.float32)
-    raw = np.array([[v for s in sets for v in MOLECULE_FEATURE_SETS[s].compute(mol)] for mol in mols], dtype=np.float64)
-    raw[~np.isfinite(raw)] = np.nan
-    return np.arcsinh(raw).astype(np.float32)
+    blocks = []
+    for name in sets:
+        feature_set = MOLECULE_FEATURE_SETS[name]
+        raw = np.array([feature_set.compute(mol) for mol in mols], dtype=np.float64)
+        raw[~np.isfinite(raw)] = np.nan
+        values = np.arcsinh(raw).astype(np.float32)
+        blocks.append(feature_set.transform(values) if feature_set.transform else values)
+    return np.concatenate(blocks, axis=1)

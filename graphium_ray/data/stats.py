@@ -78,11 +78,17 @@ def reduce_stats(partials: list[dict], widths: dict[str, int], mol_feat_dim: int
 def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
     """``{"names", "mean", "std"}`` of the molecule-level input features over the train split, as the
     model standardizes them: a feature constant or undefined on train gets std 1 (it then reads as
-    0 everywhere, carrying nothing). Empty when there are no molecule features."""
+    0 everywhere, carrying nothing); a set with a fixed reference scale (``rdkit2d_normalized``: mean
+    0.5, std 1/√12, the uniform distribution's) keeps it. Empty when there are no molecule features."""
     if not names:
         return {}
+    from graphium_ray.chem.descriptors import reference_scale
+
     count = np.asarray(stats["count"], np.float64)
     std = np.asarray(stats["std"], np.float64)
     std = np.where((count > 1) & (std > 1e-8), std, 1.0)
     mean = np.where(count > 0, np.asarray(stats["mean"], np.float64), 0.0)
+    for j, name in enumerate(names):  # a set scaled by its reference distribution ignores the train split
+        if (fixed := reference_scale(name)) is not None:
+            mean[j], std[j] = fixed
     return {"names": names, "mean": mean.tolist(), "std": std.tolist()}
