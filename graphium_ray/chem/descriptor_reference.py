@@ -81,12 +81,13 @@ class DescriptorReference:
 def shipped_reference() -> DescriptorReference:
     """The package's reference table, checked against the descriptors this RDKit computes."""
     from rdkit import __version__ as rdkit_version
-    from rdkit.Chem import Descriptors
+
+    from graphium_ray.chem.descriptors import MOLECULE_FEATURE_SETS
 
     if not REFERENCE_FILE.is_file():
         raise RuntimeError(f"{REFERENCE_FILE} is missing: rebuild it with python -m graphium_ray.chem.descriptor_reference")
     reference = DescriptorReference.load(REFERENCE_FILE)
-    here = [name for name, _ in Descriptors._descList]
+    here = MOLECULE_FEATURE_SETS["rdkit2d"].names()
     if reference.names != here:
         raise RuntimeError(f"rdkit2d_normalized: the shipped reference table has {len(reference.names)} descriptors, "
                            f"this RDKit ({rdkit_version}) computes {len(here)} others; rebuild it with "
