@@ -215,3 +215,67 @@ def test_normalized_descriptors_are_scaled_by_the_reference_not_the_train_split(
     model = MoleculeFeatures(scaled["mean"], scaled["std"])
     z = model(torch.full((1, 2 * D), 1.0))[0, D:]  # u = 1: √3 above the reference median, never clamped
     torch.testing.assert_close(z, torch.full((D,), float(np.sqrt(3.0))))
+
+
+def test_a_model_or_cache_built_against_another_reference_table_is_refused(tmp_path, monkeypatch):
+    """The reference table's digest travels in the statistics (so the checkpoint) and the cache key:
+    a model fitted to one table is refused by an install shipping another, with both digests named."""
+    from graphium_ray.chem.descriptor_reference import DescriptorReference, shipped_reference
+    from graphium_ray.config import validate
+    from graphium_ray.data.cache import cache_key
+
+    shipped = shipped_reference()
+    assert shipped.digest() == DescriptorReference.load(_saved(shipped, tmp_path)).digest()  # survives save/load
+    nudged = DescriptorReference(shipped.names, [k.copy() for k in shipped.knots], [u.copy() for u in shipped.u])
+    nudged.u[0][1] += 1e-3
+    assert nudged.digest() != shipped.digest()
+
+    names = molecule_feature_names(["rdkit2d", "rdkit2d_normalized"])
+    stats = molecule_feature_stats(names, {"count": [10] * len(names), "mean": [0.0] * len(names), "std": [1.0] * len(names)})
+    assert stats["tables"] == {"rdkit2d_normalized": shipped.digest()}
+    assert "tables" not in molecule_feature_stats(names[:D], {"count": [10] * D, "mean": [0.0] * D, "std": [1.0] * D})
+    check_molecule_features(names, stats["tables"])
+    check_molecule_features(names, None)  # a checkpoint from before digests were recorded
+    with pytest.raises(ValueError, match=f"rdkit2d_normalized against reference table {nudged.digest()}, this "
+                                         f"graphium-ray ships table {shipped.digest()}"):
+        check_molecule_features(names, {"rdkit2d_normalized": nudged.digest()})
+
+    def key(sets):
+        cfg = validate({"name": "k", "data": {"featurizer": {"molecule": sets},
+                                              "datasets": [{"name": "d", "path": "d.csv", "tasks": [{"columns": ["y"]}]}]}})
+        return cache_key(cfg.data, {"d.csv": "abc"}, [])
+
+    shipped_key, plain_key = key(["rdkit2d_normalized"]), key(["rdkit2d"])
+    from graphium_ray.chem import descriptor_reference
+
+    monkeypatch.setattr(descriptor_reference, "REFERENCE_FILE", _saved(nudged, tmp_path))  # a rebuilt table, on disk
+    shipped_reference.cache_clear()
+    try:
+        assert key(["rdkit2d_normalized"]) != shipped_key  # a new cache entry for the new table
+        assert key(["rdkit2d"]) == plain_key  # sets without a table keep their key
+        with pytest.raises(ValueError, match="use the graphium-ray version the model was trained with"):
+            check_molecule_features(names, stats["tables"])  # the old model, the new install
+    finally:
+        monkeypatch.undo()
+        shipped_reference.cache_clear()
+
+
+def _saved(reference, tmp_path):
+    path = tmp_path / "table.npz"
+    reference.save(path)
+    return path
+
+
+def test_both_descriptor_sets_cost_one_rdkit_pass_in_the_in_driver_estimate(tmp_path):
+    """``rdkit2d`` and ``rdkit2d_normalized`` share one RDKit pass, so asking for both must not
+    double the estimated work that decides whether a small input is prepared in the driver."""
+    from graphium_ray.chem.descriptors import descriptor_passes
+    from graphium_ray.data.in_driver import small_enough
+
+    assert descriptor_passes([]) == 0 and descriptor_passes(["rdkit2d"]) == 1
+    assert descriptor_passes(["rdkit2d", "rdkit2d_normalized"]) == 1
+    csv = tmp_path / "in.csv"
+    csv.write_text("smiles\n" + "CCO\n" * 1000)  # 1,000 rows x 7 ms = 7 s of work: in the driver; 13 s: not
+    files = [(str(csv), "csv", "smiles")]
+    assert small_enough(files, descriptor_passes(["rdkit2d", "rdkit2d_normalized"]))
+    assert not small_enough(files, 2)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,16 @@ class DescriptorReference:
             ok = np.isfinite(column)
             out[ok, j] = np.interp(column[ok], knots, u)
         return out
+
+    def digest(self) -> str:
+        """A content hash of the table (names, knots, u values at float32, as saved): a checkpoint and a
+        cache entry record it, so that a rebuilt table is never read by a model fitted to the old one."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update("\n".join(self.names).encode())
+        for knots, u in zip(self.knots, self.u, strict=True):
+            h.update(np.asarray(knots, np.float32).tobytes())
+            h.update(np.asarray(u, np.float32).tobytes())
+        return h.hexdigest()
 
     def save(self, path: Path) -> None:
         lengths = np.array([len(k) for k in self.knots], np.int32)

@@ -40,12 +40,19 @@ def _to_reference_cdf(values_GD: np.ndarray) -> np.ndarray:
     return shipped_reference().transform(values_GD)
 
 
+def _reference_digest() -> str:
+    from graphium_ray.chem.descriptor_reference import shipped_reference
+
+    return shipped_reference().digest()
+
+
 class FeatureSet(NamedTuple):
     names: Callable[[], list[str]]  # the feature names, in order
     compute: Callable[[Chem.Mol], list[float]]  # one molecule's values, in that order
     transform: Callable[[np.ndarray], np.ndarray] | None = None  # (G, D) asinh values → what the model reads
     # fixed (mean, std) the model standardizes with, or None: the train split's statistics
     reference_scale: tuple[float, float] | None = None
+    table_digest: Callable[[], str] | None = None  # content hash of a fixed table the transform reads
 
 
 def _descriptor_names() -> list[str]:
@@ -54,7 +61,8 @@ def _descriptor_names() -> list[str]:
 
 MOLECULE_FEATURE_SETS = {
     "rdkit2d": FeatureSet(_descriptor_names, _rdkit2d),
-    "rdkit2d_normalized": FeatureSet(_descriptor_names, _rdkit2d, _to_reference_cdf, (0.5, 1.0 / np.sqrt(12.0))),
+    "rdkit2d_normalized": FeatureSet(_descriptor_names, _rdkit2d, _to_reference_cdf, (0.5, 1.0 / np.sqrt(12.0)),
+                                     _reference_digest),
 }
 
 
@@ -63,8 +71,21 @@ def molecule_feature_names(sets: list[str]) -> list[str]:
     return [f"{s}:{name}" for s in sets for name in MOLECULE_FEATURE_SETS[s].names()]
 
 
-def check_molecule_features(names: list[str]) -> None:
-    """Refuse a model whose molecule features are not the ones this RDKit computes, in order."""
+def descriptor_passes(sets: list[str]) -> int:
+    """How many RDKit descriptor passes computing ``sets`` costs: sets that share a computation
+    (``rdkit2d`` and ``rdkit2d_normalized``) count once, as :func:`molecule_features` runs it once."""
+    return len({MOLECULE_FEATURE_SETS[s].compute for s in sets if s in MOLECULE_FEATURE_SETS})
+
+
+def molecule_feature_tables(sets: list[str]) -> dict[str, str]:
+    """``{set: digest}`` of the fixed tables the sets read (``rdkit2d_normalized``: the reference
+    CDF table); empty when none does. Recorded in the cache key and the checkpoint."""
+    return {s: MOLECULE_FEATURE_SETS[s].table_digest() for s in sets if MOLECULE_FEATURE_SETS[s].table_digest}
+
+
+def check_molecule_features(names: list[str], tables: dict[str, str] | None = None) -> None:
+    """Refuse a model whose molecule features are not the ones this RDKit computes, in order, or
+    whose fixed tables (``tables``: ``{set: digest}`` recorded at training) differ from this install's."""
     if not names:
         return
     sets = list(dict.fromkeys(n.split(":", 1)[0] for n in names))
@@ -77,6 +98,12 @@ def check_molecule_features(names: list[str]) -> None:
         raise ValueError(f"the model was trained with {len(names)} molecule features {sets}, this RDKit "
                          f"({rdkit.__version__}) computes {len(here)}" + (f"; it lacks {missing}" if missing else "")
                          + ": use the RDKit the model was trained with")  # fmt: skip
+    here_tables = molecule_feature_tables(sets)
+    changed = [s for s, digest in (tables or {}).items() if here_tables.get(s) != digest]
+    if changed:
+        raise ValueError(f"the model was trained with {changed[0]} against reference table {tables[changed[0]]}, "
+                         f"this graphium-ray ships table {here_tables.get(changed[0])}: use the graphium-ray "
+                         "version the model was trained with")  # fmt: skip
 
 
 def reference_scale(name: str) -> tuple[float, float] | None:

@@ -2,7 +2,7 @@
 
 The cache key hashes: every source file's content fingerprint (size, mtime and full content
 hash; size/ETag for remote files), the resolved task list, the featurizer/split/sharding
-config and :data:`PIPELINE_VERSION`. Any change to one of them gives a new cache directory.
+config, the digest of any fixed feature table (``rdkit2d_normalized``) and :data:`PIPELINE_VERSION`. Any change to one of them gives a new cache directory.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ PIPELINE_VERSION = "2"  # bump when featurized output changes for the same confi
 
 
 def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpec]) -> str:
+    from graphium_ray.chem.descriptors import molecule_feature_tables  # RDKit: only when a key is computed
+
     payload = {
         "files": sorted(fingerprints.items()),
         "tasks": [t.to_dict() for t in tasks],
@@ -33,6 +35,8 @@ def cache_key(cfg: DataConfig, fingerprints: dict[str, str], tasks: list[TaskSpe
         "pipeline": PIPELINE_VERSION,
         "code": __version__,
     }
+    if tables := molecule_feature_tables(list(cfg.featurizer.molecule)):
+        payload["feature_tables"] = tables  # a rebuilt reference table gives a new entry (key unchanged otherwise)
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.blake2b(blob, digest_size=12).hexdigest()
 

@@ -25,7 +25,7 @@ from graphium_ray.data.sources import iter_batches
 IN_DRIVER_SECONDS = 8.0
 IN_DRIVER_MAX_BYTES = 16 << 20
 SECONDS_PER_MOLECULE = 1e-3  # parse, key, merge, featurize with the default features (or run a small model)
-SECONDS_PER_MOLECULE_FEATURE_SET = 6e-3  # each molecule-level feature set (rdkit2d: ~210 RDKit descriptors)
+SECONDS_PER_MOLECULE_FEATURE_SET = 6e-3  # each RDKit descriptor pass (rdkit2d: ~210 descriptors)
 CACHE_IN_DRIVER_BYTES = 64 << 20
 
 
@@ -36,13 +36,14 @@ def rows_of(path: str, fmt: str, smiles_column: str) -> int:
     return sum(batch.num_rows for _, batch in iter_batches(path, fmt, [smiles_column], 1 << 20))
 
 
-def small_enough(files: list[tuple[str, str, str]], molecule_feature_sets: int) -> bool:
-    """``files``: (local path, format, SMILES column) of every input. True when the estimated
-    single-core work, rows × (SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET × sets), is
-    at most IN_DRIVER_SECONDS."""
+def small_enough(files: list[tuple[str, str, str]], descriptor_passes: int) -> bool:
+    """``files``: (local path, format, SMILES column) of every input; ``descriptor_passes``: RDKit
+    descriptor passes per molecule (:func:`graphium_ray.chem.descriptors.descriptor_passes`). True
+    when the estimated single-core work, rows × (SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET
+    × passes), is at most IN_DRIVER_SECONDS."""
     if sum(os.path.getsize(path) for path, _, _ in files) > IN_DRIVER_MAX_BYTES:
         return False
-    per_molecule = SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * molecule_feature_sets
+    per_molecule = SECONDS_PER_MOLECULE + SECONDS_PER_MOLECULE_FEATURE_SET * descriptor_passes
     return sum(rows_of(*f) for f in files) * per_molecule <= IN_DRIVER_SECONDS
 
 

@@ -152,7 +152,9 @@ def in_driver(sources: list[SourceFile], cfg: DataConfig) -> bool:
     either way."""
     if cfg.prepare_in_driver != "auto":
         return cfg.prepare_in_driver == "always"
-    return small_enough([(s.path, s.fmt, s.smiles_column) for s in sources], len(cfg.featurizer.molecule))
+    from graphium_ray.chem.descriptors import descriptor_passes
+
+    return small_enough([(s.path, s.fmt, s.smiles_column) for s in sources], descriptor_passes(list(cfg.featurizer.molecule)))
 
 
 def _run_work_units(actor_cls: type, actor_kwargs: dict, units: list[dict], concurrency: int | None,

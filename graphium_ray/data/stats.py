@@ -79,10 +79,11 @@ def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
     """``{"names", "mean", "std"}`` of the molecule-level input features over the train split, as the
     model standardizes them: a feature constant or undefined on train gets std 1 (it then reads as
     0 everywhere, carrying nothing); a set with a fixed reference scale (``rdkit2d_normalized``: mean
-    0.5, std 1/√12, the uniform distribution's) keeps it. Empty when there are no molecule features."""
+    0.5, std 1/√12, the uniform distribution's) keeps it, and ``tables`` records the digest of its table.
+    Empty when there are no molecule features."""
     if not names:
         return {}
-    from graphium_ray.chem.descriptors import reference_scale
+    from graphium_ray.chem.descriptors import molecule_feature_tables, reference_scale
 
     count = np.asarray(stats["count"], np.float64)
     std = np.asarray(stats["std"], np.float64)
@@ -91,4 +92,7 @@ def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
     for j, name in enumerate(names):  # a set scaled by its reference distribution ignores the train split
         if (fixed := reference_scale(name)) is not None:
             mean[j], std[j] = fixed
-    return {"names": names, "mean": mean.tolist(), "std": std.tolist()}
+    out = {"names": names, "mean": mean.tolist(), "std": std.tolist()}
+    if tables := molecule_feature_tables(list(dict.fromkeys(n.split(":", 1)[0] for n in names))):
+        out["tables"] = tables  # digests of the fixed tables read (checked when a checkpoint is loaded)
+    return out

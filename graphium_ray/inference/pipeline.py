@@ -22,6 +22,7 @@ import ray
 import torch
 import yaml
 
+from graphium_ray.chem.descriptors import descriptor_passes
 from graphium_ray.config import ConfigError
 from graphium_ray.data.cells import INPUT_ERROR, read_cells
 from graphium_ray.data.in_driver import small_enough
@@ -81,9 +82,9 @@ def run_inference(checkpoint: str, inputs: list[str], output: str, *, smiles_col
         raise ConfigError(f"--layer {layer!r}: this model has {embedding_layers(num_layers)}")
     columns = list(dict.fromkeys([smiles_column, *keep_columns]))
     sources = _input_files(inputs, columns)
-    molecule_sets = len(json.loads(files["0/data.json"])["featurizer"].get("molecule", []))
+    passes = descriptor_passes(json.loads(files["0/data.json"])["featurizer"].get("molecule", []))
     files_in = [(s["path"], s["fmt"], smiles_column) for s in sources]
-    local = where == "driver" or (where == "auto" and small_enough(files_in, molecule_sets))
+    local = where == "driver" or (where == "auto" and small_enough(files_in, passes))
     predictor_kwargs = {"checkpoint_files": files, "smiles_column": smiles_column, "mode": mode, "layer": layer,
                         "batch_size": batch_size}  # fmt: skip
     if local:

@@ -28,7 +28,7 @@ def build_network(model_cfg: ModelConfig, data: ModelData) -> BuiltNetwork:
     """Under µP the model is re-initialised against the shapes of the same model at
     ``base_hidden_dim``."""
     pe = data.positional_encodings
-    check_molecule_features(data.molecule_features.get("names", []))
+    check_molecule_features(data.molecule_features.get("names", []), data.molecule_features.get("tables"))
     tasks = data.task_specs
     prevalence = binary_prevalence(tasks, data.label_stats)
 
