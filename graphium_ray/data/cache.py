@@ -2,7 +2,8 @@
 
 The cache key hashes: every source file's content fingerprint (size, mtime and full content
 hash; size/ETag for remote files), the resolved task list, the featurizer/split/sharding
-config, the digest of any fixed feature table (``rdkit2d_normalized``) and :data:`PIPELINE_VERSION`. Any change to one of them gives a new cache directory.
+config, the digest of any fixed feature table (``rdkit2d_normalized``) and
+:data:`PIPELINE_VERSION`. Any change to one of them gives a new cache directory.
 """
 
 from __future__ import annotations
