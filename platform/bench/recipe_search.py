@@ -59,7 +59,7 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
     from graphium_ray.train.lean_trainer import lean_trainer_kwargs
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
-    from graphium_ray.train.selection import metric_value
+    from graphium_ray.train.selection import metric_value, validation_metrics
 
     torch.set_num_threads(threads)
     data = prepared.manifest
@@ -96,13 +96,17 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
     class Record(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
             r = pl_module.val_result
-            history.append({"epoch": pl_module.current_epoch + 1, "val_loss": r["loss"], "val": r["metrics"]})
+            history.append({"epoch": pl_module.current_epoch + 1, "val_loss": r["loss"],
+                            "val_dataset_loss": r["dataset_loss"], "val": r["metrics"]})  # fmt: skip
 
     trainer = pl.Trainer(max_epochs=cfg.train.epochs, accelerator="cpu", devices=1, gradient_clip_val=cfg.train.grad_clip,
                          callbacks=[Record()], precision=cfg.train.precision, **lean_trainer_kwargs())  # fmt: skip
     trainer.fit(module, train_dataloaders=Train(), val_dataloaders=Val())
     sel = cfg.train.select
     values = np.array([np.nan if (v := metric_value(h, sel.metric)) is None else v for h in history])
+    if np.isnan(values).all():
+        raise SystemExit(f"recipe_search: train.select.metric {sel.metric!r} was never reported; "
+                         f"this run reports {sorted(validation_metrics(history[-1]))[:8]}…")  # fmt: skip
     best = int(np.nanargmin(values) if sel.mode == "min" else np.nanargmax(values))
     return {**history[best], "last": history[-1], "history": history}
 
