@@ -71,6 +71,11 @@ def molecule_feature_names(sets: list[str]) -> list[str]:
     return [f"{s}:{name}" for s in sets for name in MOLECULE_FEATURE_SETS[s].names()]
 
 
+def feature_sets_of(names: list[str]) -> list[str]:
+    """The sets of ``set:descriptor`` column names, in first-seen order."""
+    return list(dict.fromkeys(n.split(":", 1)[0] for n in names))
+
+
 def descriptor_passes(sets: list[str]) -> int:
     """How many RDKit descriptor passes computing ``sets`` costs: sets that share a computation
     (``rdkit2d`` and ``rdkit2d_normalized``) count once, as :func:`molecule_features` runs it once."""
@@ -88,7 +93,7 @@ def check_molecule_features(names: list[str], tables: dict[str, str] | None = No
     whose fixed tables (``tables``: ``{set: digest}`` recorded at training) differ from this install's."""
     if not names:
         return
-    sets = list(dict.fromkeys(n.split(":", 1)[0] for n in names))
+    sets = feature_sets_of(names)
     unknown = [s for s in sets if s not in MOLECULE_FEATURE_SETS]
     if unknown:
         raise ValueError(f"the model reads molecule features {unknown} that this version does not know")

@@ -83,7 +83,7 @@ def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
     Empty when there are no molecule features."""
     if not names:
         return {}
-    from graphium_ray.chem.descriptors import molecule_feature_tables, reference_scale
+    from graphium_ray.chem.descriptors import feature_sets_of, molecule_feature_tables, reference_scale
 
     count = np.asarray(stats["count"], np.float64)
     std = np.asarray(stats["std"], np.float64)
@@ -93,6 +93,6 @@ def molecule_feature_stats(names: list[str], stats: dict | None) -> dict:
         if (fixed := reference_scale(name)) is not None:
             mean[j], std[j] = fixed
     out = {"names": names, "mean": mean.tolist(), "std": std.tolist()}
-    if tables := molecule_feature_tables(list(dict.fromkeys(n.split(":", 1)[0] for n in names))):
+    if tables := molecule_feature_tables(feature_sets_of(names)):
         out["tables"] = tables  # digests of the fixed tables read (checked when a checkpoint is loaded)
     return out
