@@ -23,7 +23,7 @@ from graphium_ray.manifest import ModelData
 from graphium_ray.train.checkpoint import report_with_checkpoint
 from graphium_ray.train.module import MultiTaskModule, current_lr, gather_objects
 from graphium_ray.train.run_loggers import RunLoggers
-from graphium_ray.train.selection import epoch_metrics, improved, metric_value
+from graphium_ray.train.selection import epoch_metrics, improved, metric_value, validation_record
 
 
 class EpochReport(pl.Callback):
@@ -47,10 +47,8 @@ class EpochReport(pl.Callback):
         seconds = time.time() - self._started
         parts = gather_objects(module.train_loss_sum())
         loss_sum, graphs = sum(p[0] for p in parts), sum(p[1] for p in parts)
-        val = module.val_result or {"loss": None, "dataset_loss": {}, "metrics": {}}
         record = {"epoch": module.global_epoch + 1, "train_loss": loss_sum / max(graphs, 1),
-                  "val_loss": val["loss"], "val_dataset_loss": val["dataset_loss"], "val": val["metrics"],
-                  "lr": current_lr(trainer),
+                  **validation_record(module.val_result), "lr": current_lr(trainer),
                   "graphs_per_s": graphs / max(seconds, 1e-9), "epoch_seconds": seconds}  # fmt: skip
         self._select(record, module)
         self.state["history"].append(record)

@@ -54,6 +54,14 @@ def mean_metrics(metrics: dict[str, dict]) -> dict[str, float]:
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
+def validation_record(val_result: dict | None) -> dict:
+    """The validation part of an epoch record (what :func:`validation_metrics` reads) from a
+    module's ``val_result`` (``loss``, ``dataset_loss``, ``metrics``); None (no validation ran)
+    gives an empty one."""
+    val = val_result or {"loss": None, "dataset_loss": {}, "metrics": {}}
+    return {"val_loss": val["loss"], "val_dataset_loss": val["dataset_loss"], "val": val["metrics"]}
+
+
 def validation_metrics(record: dict) -> dict[str, float]:
     """Every selectable name of an epoch record (``val_loss``, ``val_dataset_loss``, ``val``) → its
     value; undefined values are left out. A task's own name wins over a dataset mean spelled the

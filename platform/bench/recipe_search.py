@@ -53,14 +53,19 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
     import pyarrow.parquet as pq
     import torch
 
+    from graphium_ray.config import ConfigError
     from graphium_ray.data.collate_fn import GraphCollate
     from graphium_ray.nn.build import build_network
     from graphium_ray.train.finetune import load_pretrained
     from graphium_ray.train.lean_trainer import lean_trainer_kwargs
     from graphium_ray.train.loop import seed_everything
     from graphium_ray.train.module import MultiTaskModule
-    from graphium_ray.train.selection import metric_value, validation_metrics
+    from graphium_ray.train.selection import check_selectable, metric_value, validation_metrics, validation_record
 
+    try:  # the driver's check: an unknown selection metric stops here, not after training
+        check_selectable(cfg.train.select.metric, prepared.tasks)
+    except ConfigError as e:
+        raise SystemExit(f"recipe_search: {e}") from None
     torch.set_num_threads(threads)
     data = prepared.manifest
     table = pq.read_table(prepared.featurized_dir)
@@ -95,9 +100,7 @@ def train_one(cfg, prepared, threads: int, pretrained: dict | None = None) -> di
 
     class Record(pl.Callback):
         def on_train_epoch_end(self, trainer, pl_module):
-            r = pl_module.val_result
-            history.append({"epoch": pl_module.current_epoch + 1, "val_loss": r["loss"],
-                            "val_dataset_loss": r["dataset_loss"], "val": r["metrics"]})  # fmt: skip
+            history.append({"epoch": pl_module.current_epoch + 1, **validation_record(pl_module.val_result)})
 
     trainer = pl.Trainer(max_epochs=cfg.train.epochs, accelerator="cpu", devices=1, gradient_clip_val=cfg.train.grad_clip,
                          callbacks=[Record()], precision=cfg.train.precision, **lean_trainer_kwargs())  # fmt: skip
