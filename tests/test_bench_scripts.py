@@ -20,11 +20,9 @@ def test_featurize_bench_runs():
     assert result["qm9"]["molecules"] == 60 and result["drug_like"]["rdkit_parse_mol_per_s"] > 0
 
 
-def test_mup_transfer_bench_runs(tmp_path):
-    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/mup_transfer.py"), "--molecules", "80",
-                          "--widths", "16", "32", "--lrs", "1e-3", "1e-2", "--steps", "3", "--output", str(tmp_path)],
-                         capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout)
+def test_mup_transfer_bench_runs(tmp_path, capsys):
+    result = _run_in_process("mup_transfer.py", ["--molecules", "80", "--widths", "16", "32", "--lrs", "1e-3", "1e-2",
+                                                 "--steps", "3", "--output", str(tmp_path)], capsys)  # fmt: skip
     assert set(result["best_lr"]) == {"sp", "mup"} and (tmp_path / "mup_transfer.png").stat().st_size > 0
 
 
@@ -47,26 +45,30 @@ def last_json(stdout: str) -> dict:
 
 
 def _run_in_process(script: str, args: list[str], capsys) -> dict:
-    """Run a benchmark script's main() in this process (on the session's Ray cluster) → its JSON."""
-    _run_script_main(script, args)
+    """Run a benchmark script's main() in this process (on the session's Ray cluster where it uses
+    Ray) → its JSON. In-process because a fresh interpreter spends ~3-5 s importing torch before
+    the script does anything; torch's thread count, which the timing scripts pin to 1, is restored."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        _run_script_main(script, args)
+    finally:
+        torch.set_num_threads(threads)
     out = capsys.readouterr().out
     return json.loads(out[out.index("{\n") :])
 
 
-def test_collate_bench_runs():
-    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/collate_bench.py"), "--molecules", "64",
-                          "--batch-size", "16", "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout)
+def test_collate_bench_runs(capsys):
+    result = _run_in_process("collate_bench.py", ["--molecules", "64", "--batch-size", "16", "--repeats", "1"], capsys)
     assert result["molecules"] == 64 and result["ours_arrow_graphs_per_s"] > 0
     toymix = result["storage"]["toymix_like"]  # int8 features: a smaller table than the same rows in float32
     assert toymix["arrow_bytes_per_molecule_int8"] < toymix["arrow_bytes_per_molecule_float32"]
 
 
-def test_optimizer_bench_runs():
-    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/optimizer_bench.py"), "--widths", "16",
-                          "--molecules", "64", "--steps", "2", "--rounds", "1"],
-                         capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout)["widths"]["16"]
+def test_optimizer_bench_runs(capsys):
+    result = _run_in_process("optimizer_bench.py", ["--widths", "16", "--molecules", "64", "--steps", "2", "--rounds", "1"],
+                             capsys)["widths"]["16"]  # fmt: skip
     assert result["graphs_per_s"]["fused"]["median"] > 0 and result["step_ms_median"]["per_tensor_loop"] > 0
     assert result["max_rel_param_diff_after"]["1"] < 1e-5  # the same AdamW step from the same weights
 
@@ -133,10 +135,8 @@ def test_finetune_compare_runs(ray_cluster, trained_run, capsys, tmp_path):
     assert (tmp_path / "out" / "results.md").read_text().count("|") > 10
 
 
-def test_featurize_profile_runs():
-    out = subprocess.run([sys.executable, str(ROOT / "platform/bench/featurize_profile.py"), "--molecules", "40",
-                          "--repeats", "1"], capture_output=True, text=True, check=True, cwd=ROOT)  # fmt: skip
-    result = json.loads(out.stdout)
+def test_featurize_profile_runs(capsys):
+    result = _run_in_process("featurize_profile.py", ["--molecules", "40", "--repeats", "1"], capsys)
     assert result["molecules"] == 40 and result["mols_to_graphs"] > 0
 
 
