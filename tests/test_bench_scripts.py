@@ -27,14 +27,20 @@ def test_mup_transfer_bench_runs(tmp_path, capsys):
 
 
 def _run_script_main(script: str, args: list[str]) -> None:
+    """Run a benchmark script as ``__main__`` in this process. Its argv and torch's thread count (the
+    timing scripts pin it to 1, recipe_search.py to ``--threads``) are restored afterwards, so the
+    tests after it run the driver as before."""
     import runpy
 
-    argv = sys.argv
+    import torch
+
+    argv, threads = sys.argv, torch.get_num_threads()
     sys.argv = [script, *args]
     try:
         runpy.run_path(str(ROOT / "platform/bench" / script), run_name="__main__")
     finally:
         sys.argv = argv
+        torch.set_num_threads(threads)
 
 
 def last_json(stdout: str) -> dict:
@@ -47,14 +53,8 @@ def last_json(stdout: str) -> dict:
 def _run_in_process(script: str, args: list[str], capsys) -> dict:
     """Run a benchmark script's main() in this process (on the session's Ray cluster where it uses
     Ray) → its JSON. In-process because a fresh interpreter spends ~3-5 s importing torch before
-    the script does anything; torch's thread count, which the timing scripts pin to 1, is restored."""
-    import torch
-
-    threads = torch.get_num_threads()
-    try:
-        _run_script_main(script, args)
-    finally:
-        torch.set_num_threads(threads)
+    the script does anything."""
+    _run_script_main(script, args)
     out = capsys.readouterr().out
     return json.loads(out[out.index("{\n") :])
 
