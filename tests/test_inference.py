@@ -85,7 +85,7 @@ def test_fingerprint_matches_the_models_embedding(ray_cluster, trained_run, inpu
 def test_a_small_input_in_the_driver_gives_what_the_cluster_gives(ray_cluster, trained_run, inputs, tmp_path, mode):
     """The CLI predicts the fixtures above in its own process (a small input), to one output file and
     to a directory of shards; Ray Data's actor pool gives the same table (written as one file for
-    predict, as a directory of shards for embed: one cluster run per mode, each ~17 s of the suite)."""
+    predict, as a directory of shards for embed: one cluster run per mode)."""
     from graphium_ray.inference.pipeline import run_inference
 
     run, _ = trained_run
@@ -100,7 +100,6 @@ def test_a_small_input_in_the_driver_gives_what_the_cluster_gives(ray_cluster, t
         assert summary["where"] == ("driver" if where == "auto" else "cluster")
         results[output] = pq.read_table(tmp_path / output).sort_by([("src_file", "ascending"), ("src_row", "ascending")])
     assert torch.get_num_threads() == threads  # the driver's own setting, restored after the model ran with one
-    assert results[cluster_output].num_rows == len(first) + len(second)
     for name in ("auto.parquet", "auto_dir"):
         assert results[name].to_pylist() == results[cluster_output].to_pylist(), name
 
